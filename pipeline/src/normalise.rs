@@ -1,0 +1,188 @@
+//! Normalisation (SPEC §4) as polars expressions over whole columns: NFKC, zero-width
+//! characters, trimming, enumerations mapped through their synonyms, dates parsed into
+//! year / month / day. The uploaded text stays in `raw.*` for the reports.
+
+use polars::prelude::*;
+use schemas::{Field, Kind, Template, Vocabulary};
+
+use crate::{col_in, col_raw, col_val};
+
+const ZERO_WIDTH_RE: &str = "[\u{200B}\u{200C}\u{200D}\u{2060}\u{FEFF}]";
+
+/// Empty strings become null so "missing" has one representation.
+fn empty_to_null(e: Expr) -> Expr {
+    when(e.clone().str().len_bytes().eq(lit(0u32)))
+        .then(lit(NULL).cast(DataType::String))
+        .otherwise(e)
+}
+
+/// NFKC, zero-width removed, trimmed; empty → null. Mirrors `text::normalise`.
+pub fn text(e: Expr) -> Expr {
+    empty_to_null(
+        e.str()
+            .normalize(UnicodeForm::NFKC)
+            .str()
+            .replace_all(lit(ZERO_WIDTH_RE), lit(""), false)
+            .str()
+            .strip_chars(lit(NULL).cast(DataType::String)),
+    )
+}
+
+/// [`text`] with inner runs of white space collapsed (names, organisation names).
+pub fn collapsed(e: Expr) -> Expr {
+    text(e).str().replace_all(lit(r"\s+"), lit(" "), false)
+}
+
+/// [`text`] with every white space removed (codes, numbers, enumerations).
+pub fn compact(e: Expr) -> Expr {
+    empty_to_null(text(e).str().replace_all(lit(r"\s+"), lit(""), false))
+}
+
+/// Phone numbers: digits only, without a +86 / 0086 country prefix.
+pub fn phone(e: Expr) -> Expr {
+    compact(e)
+        .str()
+        .replace_all(lit(r"[-()]"), lit(""), false)
+        .str()
+        .replace(lit(r"^(\+86|0086|86)(1\d{10})$"), lit("$2"), false)
+}
+
+/// An enumeration input mapped to its accepted value; null when empty or not accepted.
+pub fn enumeration(input: Expr, vocab: &Vocabulary) -> Expr {
+    let (from, to): (Vec<&str>, Vec<&str>) = vocab.mapping().unzip();
+    input.replace_strict(
+        lit(Series::new("from".into(), from)),
+        lit(Series::new("to".into(), to)),
+        Some(lit(NULL).cast(DataType::String)),
+        Some(DataType::String),
+    )
+}
+
+/// Date text: one pattern for `2017-05-04`, `2017/5/4`, `2017.05`, `2017-05`, `201705`,
+/// `20170504`, `2017年5月`, `2017年5月4日` (spaces already removed, time of day dropped).
+pub const DATE_RE: &str =
+    r"^(\d{4})(?:[-/.年](\d{1,2})(?:[-/.月](\d{1,2})日?|月)?|(\d{2})(\d{2})?)$";
+
+/// Column names of the parsed parts of a date field.
+pub fn date_part(f: Field, part: &str) -> String {
+    format!("{}.{part}", f.key())
+}
+
+fn leap(y: Expr) -> Expr {
+    (y.clone() % lit(4))
+        .eq(lit(0))
+        .and((y.clone() % lit(100)).neq(lit(0)))
+        .or((y % lit(400)).eq(lit(0)))
+}
+
+/// Days in month `m` of year `y`.
+pub fn days_in_month(y: Expr, m: Expr) -> Expr {
+    when(m.clone().eq(lit(2)))
+        .then(when(leap(y)).then(lit(29)).otherwise(lit(28)))
+        .when(
+            m.clone()
+                .eq(lit(4))
+                .or(m.clone().eq(lit(6)))
+                .or(m.clone().eq(lit(9)))
+                .or(m.eq(lit(11))),
+        )
+        .then(lit(30))
+        .otherwise(lit(31))
+}
+
+/// True when y/m/d (d may be null: month precision) is a real date in 1900–2100.
+pub fn is_real_date(y: Expr, m: Expr, d: Expr) -> Expr {
+    let ym_ok = y
+        .clone()
+        .gt_eq(lit(1900))
+        .and(y.clone().lt_eq(lit(2100)))
+        .and(m.clone().gt_eq(lit(1)))
+        .and(m.clone().lt_eq(lit(12)));
+    let d_ok = d
+        .clone()
+        .is_null()
+        .or(d.clone().gt_eq(lit(1)).and(d.lt_eq(days_in_month(y, m))));
+    ym_ok.and(d_ok).fill_null(lit(false))
+}
+
+/// The `in.*` (normalised input) and canonical columns of every template field, plus the
+/// parsed parts of date fields (`<key>.y`, `.m`, `.d`, `.ok`).
+pub fn normalise(lf: LazyFrame, template: &Template) -> LazyFrame {
+    let mut inputs = Vec::new();
+    for c in template.columns {
+        let raw = col(col_raw(c.field));
+        let input = match c.kind {
+            Kind::PersonName | Kind::OrgName | Kind::Text { .. } | Kind::Email => collapsed(raw),
+            Kind::IdNumber => compact(raw).str().to_uppercase(),
+            Kind::Phone => phone(raw),
+            Kind::DevNumber | Kind::Enum(_) => compact(raw),
+            Kind::Date => compact(raw.str().replace(
+                lit(r"[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?$"),
+                lit(""),
+                false,
+            )),
+        };
+        inputs.push(input.alias(col_in(c.field)));
+    }
+    let mut canon = Vec::new();
+    let mut parts = Vec::new();
+    for c in template.columns {
+        let input = col(col_in(c.field));
+        match c.kind {
+            Kind::Enum(v) => canon.push(enumeration(input, v).alias(col_val(c.field))),
+            Kind::Date => {
+                let groups = input
+                    .str()
+                    .extract_groups(DATE_RE)
+                    .expect("DATE_RE is a valid pattern");
+                let g = |i: &str| {
+                    groups
+                        .clone()
+                        .struct_()
+                        .field_by_name(i)
+                        .cast(DataType::Int32)
+                };
+                parts.push(g("1").alias(date_part(c.field, "y")));
+                parts.push(g("2").fill_null(g("4")).alias(date_part(c.field, "m")));
+                parts.push(g("3").fill_null(g("5")).alias(date_part(c.field, "d")));
+            }
+            _ => canon.push(input.alias(col_val(c.field))),
+        }
+    }
+    let mut dates = Vec::new();
+    for c in template.columns {
+        if let Kind::Date = c.kind {
+            let (y, m, d) = (
+                col(date_part(c.field, "y")),
+                col(date_part(c.field, "m")),
+                col(date_part(c.field, "d")),
+            );
+            let ok = is_real_date(y.clone(), m.clone(), d.clone());
+            let month = concat_str(
+                [
+                    y.cast(DataType::String),
+                    m.cast(DataType::String).str().zfill(lit(2)),
+                ],
+                "-",
+                false,
+            );
+            let iso = when(d.clone().is_null())
+                .then(month.clone())
+                .otherwise(concat_str(
+                    [month, d.cast(DataType::String).str().zfill(lit(2))],
+                    "-",
+                    false,
+                ));
+            dates.push(ok.clone().alias(date_part(c.field, "ok")));
+            dates.push(
+                when(ok)
+                    .then(iso)
+                    .otherwise(lit(NULL).cast(DataType::String))
+                    .alias(col_val(c.field)),
+            );
+        }
+    }
+    lf.with_columns(inputs)
+        .with_columns(canon.into_iter().chain(parts).collect::<Vec<_>>())
+        .with_columns(dates)
+}

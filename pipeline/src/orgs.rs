@@ -1,0 +1,540 @@
+//! The organisation tree (SPEC §2): parsing an org file (CSV or xlsx) with every problem
+//! listed, scope checks, and "did you mean" suggestions for unknown names.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Cursor;
+
+use calamine::{Data, Reader, open_workbook_auto_from_rs};
+use schemas::OrgCategory;
+
+use crate::text::{normalise, normalise_header, normalise_org};
+
+/// One organisation.
+#[derive(Debug, Clone)]
+pub struct Org {
+    pub full_name: String,
+    pub short_name: String,
+    pub category: OrgCategory,
+    pub parent: Option<usize>,
+    /// Effective province code (own or inherited).
+    pub province: Option<String>,
+    pub industry: Option<String>,
+    pub school_code: Option<String>,
+    pub secretary: Option<Secretary>,
+}
+
+/// A secretary named in the org file (created as an incomplete person, SPEC §2).
+#[derive(Debug, Clone)]
+pub struct Secretary {
+    pub name: String,
+    pub id_number: String,
+    pub phone: Option<String>,
+}
+
+/// A rejected org file: every problem, one line each.
+#[derive(Debug, thiserror::Error)]
+#[error("组织文件有 {} 处错误，未导入：\n{}", problems.len(), problems.join("\n"))]
+pub struct OrgFileError {
+    pub problems: Vec<String>,
+}
+
+/// What validation needs to know about the organisation a row names.
+#[derive(Debug, Clone)]
+pub struct OrgMatch {
+    pub full_name: String,
+    pub category: OrgCategory,
+    pub province: Option<String>,
+    pub in_scope: bool,
+}
+
+/// Resolves organisation names for one uploader; implemented offline by [`OrgTree`] and
+/// by the database loader.
+pub trait OrgResolver: Sync {
+    /// Full name of the uploader's organisation.
+    fn uploader_name(&self) -> &str;
+    /// The uploader's province code.
+    fn uploader_province(&self) -> Option<&str>;
+    /// For each normalised name: the organisation, or suggestions of close full names.
+    fn resolve(&self, keys: &[&str]) -> Vec<Result<OrgMatch, Vec<String>>>;
+}
+
+/// The whole tree, loaded from an org file.
+#[derive(Debug, Clone)]
+pub struct OrgTree {
+    orgs: Vec<Org>,
+    by_key: HashMap<String, usize>,
+}
+
+const HEADERS: [&str; 10] = [
+    "组织全称",
+    "组织简称",
+    "组织类别",
+    "上级组织全称",
+    "行业类别",
+    "省份代码",
+    "学校机构编号",
+    "书记姓名",
+    "书记身份证号码",
+    "书记手机号码",
+];
+
+impl OrgTree {
+    pub fn orgs(&self) -> &[Org] {
+        &self.orgs
+    }
+
+    pub fn len(&self) -> usize {
+        self.orgs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.orgs.is_empty()
+    }
+
+    /// Index of an organisation by (any form of) its full name.
+    pub fn find(&self, name: &str) -> Option<usize> {
+        self.by_key.get(&normalise_org(name)).copied()
+    }
+
+    pub fn get(&self, idx: usize) -> &Org {
+        &self.orgs[idx]
+    }
+
+    /// True when `idx` is `ancestor` or below it.
+    pub fn is_within(&self, mut idx: usize, ancestor: usize) -> bool {
+        loop {
+            if idx == ancestor {
+                return true;
+            }
+            match self.orgs[idx].parent {
+                Some(p) => idx = p,
+                None => return false,
+            }
+        }
+    }
+
+    /// Parses an org file: xlsx/xls/ods by content, otherwise CSV (UTF-8, BOM allowed).
+    pub fn parse(bytes: &[u8]) -> Result<OrgTree, OrgFileError> {
+        let rows = read_table(bytes).map_err(|p| OrgFileError { problems: vec![p] })?;
+        OrgTree::from_rows(rows)
+    }
+
+    /// Builds the tree from rows whose first row is the header.
+    pub fn from_rows(rows: Vec<Vec<String>>) -> Result<OrgTree, OrgFileError> {
+        let mut problems = Vec::new();
+        let Some(header_at) = rows
+            .iter()
+            .take(6)
+            .position(|r| r.iter().any(|c| normalise_header(c) == "组织全称"))
+        else {
+            return Err(OrgFileError {
+                problems: vec![
+                    "找不到表头（需要列：组织全称、组织简称、组织类别、上级组织全称…）".into(),
+                ],
+            });
+        };
+        let header: Vec<String> = rows[header_at]
+            .iter()
+            .map(|h| normalise_header(h))
+            .collect();
+        let col = |name: &str| header.iter().position(|h| h == name);
+        let cols: Vec<Option<usize>> = HEADERS.iter().map(|h| col(h)).collect();
+        for required in [0usize, 2, 3] {
+            if cols[required].is_none() {
+                problems.push(format!("缺少列：{}", HEADERS[required]));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(OrgFileError { problems });
+        }
+        // Names are kept as registered (shown in reports) and compared normalised.
+        let name_cell = |row: &[String], i: usize| -> Option<String> {
+            cols[i]
+                .and_then(|c| row.get(c))
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let cell = |row: &[String], i: usize| -> Option<String> {
+            cols[i]
+                .and_then(|c| row.get(c))
+                .map(|v| normalise(v))
+                .filter(|v| !v.is_empty())
+        };
+
+        struct Pending {
+            line: usize,
+            parent_key: Option<String>,
+            own_province: Option<String>,
+        }
+        let mut orgs = Vec::new();
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut by_key: HashMap<String, usize> = HashMap::new();
+        for (i, row) in rows.iter().enumerate().skip(header_at + 1) {
+            let line = i + 1;
+            if row.iter().all(|c| c.trim().is_empty()) {
+                continue;
+            }
+            let Some(full_name) = name_cell(row, 0) else {
+                problems.push(format!("第{line}行：组织全称为空"));
+                continue;
+            };
+            let category = match cell(row, 2) {
+                Some(c) => match OrgCategory::parse(&c) {
+                    Some(c) => c,
+                    None => {
+                        problems.push(format!(
+                            "第{line}行：组织类别“{c}”无效，应为：团的领导机关、团委、团工委、团总支、团支部"
+                        ));
+                        continue;
+                    }
+                },
+                None => {
+                    problems.push(format!("第{line}行：组织类别为空"));
+                    continue;
+                }
+            };
+            let own_province = cell(row, 5);
+            if let Some(p) = &own_province
+                && (p.len() != 2 || !p.bytes().all(|b| b.is_ascii_digit()))
+            {
+                problems.push(format!("第{line}行：省份代码“{p}”应为2位数字"));
+            }
+            let school_code = cell(row, 6);
+            if let Some(s) = &school_code
+                && (s.len() != 10 || !s.bytes().all(|b| b.is_ascii_digit()))
+            {
+                problems.push(format!("第{line}行：学校机构编号“{s}”应为10位数字"));
+            }
+            let secretary = match (cell(row, 7), cell(row, 8)) {
+                (Some(name), Some(id)) => Some(Secretary {
+                    name,
+                    id_number: id.to_uppercase(),
+                    phone: cell(row, 9),
+                }),
+                (None, None) => None,
+                _ => {
+                    problems.push(format!("第{line}行：书记姓名和书记身份证号码须同时填写"));
+                    None
+                }
+            };
+            let key = normalise_org(&full_name);
+            if let Some(prev) = by_key.get(&key) {
+                problems.push(format!(
+                    "第{line}行：组织全称“{full_name}”重复（第{}行已有）",
+                    pending[*prev].line
+                ));
+                continue;
+            }
+            by_key.insert(key, orgs.len());
+            orgs.push(Org {
+                full_name,
+                short_name: name_cell(row, 1).unwrap_or_default(),
+                category,
+                parent: None,
+                province: None,
+                industry: cell(row, 4),
+                school_code,
+                secretary,
+            });
+            pending.push(Pending {
+                line,
+                parent_key: name_cell(row, 3),
+                own_province,
+            });
+        }
+        let mut tree_problems = 0;
+        for (idx, p) in pending.iter().enumerate() {
+            if let Some(parent) = &p.parent_key {
+                match by_key.get(&normalise_org(parent)) {
+                    Some(&pi) => orgs[idx].parent = Some(pi),
+                    None => {
+                        tree_problems += 1;
+                        problems.push(format!("第{}行：上级组织“{parent}”不存在", p.line));
+                    }
+                }
+            }
+        }
+        // Cycles: walk up from each node; more steps than nodes means a loop.
+        let mut in_cycle = HashSet::new();
+        for start in 0..orgs.len() {
+            let mut idx = start;
+            let mut steps = 0;
+            while let Some(p) = orgs[idx].parent {
+                idx = p;
+                steps += 1;
+                if steps > orgs.len() {
+                    in_cycle.insert(start);
+                    break;
+                }
+            }
+        }
+        if !in_cycle.is_empty() {
+            tree_problems += 1;
+            let mut lines: Vec<usize> = in_cycle.iter().map(|i| pending[*i].line).collect();
+            lines.sort_unstable();
+            problems.push(format!(
+                "上级组织关系形成循环（第{}行）",
+                lines
+                    .iter()
+                    .map(|l| l.to_string())
+                    .collect::<Vec<_>>()
+                    .join("、")
+            ));
+        }
+        if tree_problems == 0 {
+            // Province codes top-down: roots without a code are national; their
+            // children are provincial-level and must carry one.
+            let mut order: Vec<usize> = (0..orgs.len()).collect();
+            let depth = |mut i: usize| {
+                let mut d = 0;
+                while let Some(p) = orgs[i].parent {
+                    i = p;
+                    d += 1;
+                }
+                d
+            };
+            let depths: Vec<usize> = order.iter().map(|&i| depth(i)).collect();
+            order.sort_by_key(|&i| depths[i]);
+            for i in order {
+                let own = pending[i].own_province.clone();
+                let inherited = orgs[i].parent.and_then(|p| orgs[p].province.clone());
+                let parent_is_national = orgs[i]
+                    .parent
+                    .is_some_and(|p| orgs[p].province.is_none() && orgs[p].parent.is_none());
+                if own.is_none() && inherited.is_none() && parent_is_national {
+                    problems.push(format!(
+                        "第{}行：省级组织“{}”须填写省份代码",
+                        pending[i].line, orgs[i].full_name
+                    ));
+                }
+                orgs[i].province = own.or(inherited);
+            }
+        }
+        if !problems.is_empty() {
+            return Err(OrgFileError { problems });
+        }
+        Ok(OrgTree { orgs, by_key })
+    }
+
+    /// A resolver for one uploader (the uploader must exist).
+    pub fn resolver(&self, uploader: &str) -> Option<TreeResolver<'_>> {
+        let idx = self.find(uploader)?;
+        Some(TreeResolver {
+            tree: self,
+            uploader: idx,
+        })
+    }
+}
+
+/// Reads an org file into rows of text.
+fn read_table(bytes: &[u8]) -> Result<Vec<Vec<String>>, String> {
+    let is_workbook = bytes.starts_with(b"PK") || bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]);
+    if is_workbook {
+        let mut wb = open_workbook_auto_from_rs(Cursor::new(bytes))
+            .map_err(|e| format!("组织文件无法读取（{e}）"))?;
+        let name = wb
+            .sheet_names()
+            .into_iter()
+            .next()
+            .ok_or("组织文件没有工作表")?;
+        let range = wb
+            .worksheet_range(&name)
+            .map_err(|e| format!("组织文件无法读取（{e}）"))?;
+        Ok(range
+            .rows()
+            .map(|r| {
+                r.iter()
+                    .map(|c| match c {
+                        Data::Empty => String::new(),
+                        Data::Float(f) if f.fract() == 0.0 => format!("{}", *f as i64),
+                        other => other.to_string(),
+                    })
+                    .collect()
+            })
+            .collect())
+    } else {
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| "组织文件不是 UTF-8 编码的 CSV".to_string())?;
+        let text = text.trim_start_matches('\u{FEFF}');
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        reader
+            .records()
+            .map(|r| {
+                r.map(|rec| rec.iter().map(str::to_string).collect())
+                    .map_err(|e| format!("组织文件 CSV 格式错误（{e}）"))
+            })
+            .collect()
+    }
+}
+
+/// [`OrgResolver`] over an in-memory tree, for offline validation.
+pub struct TreeResolver<'t> {
+    tree: &'t OrgTree,
+    uploader: usize,
+}
+
+impl TreeResolver<'_> {
+    /// Up to three full names in the uploader's scope close to `key`: the org whose
+    /// short name it is, names containing it, then names sharing most character pairs.
+    fn suggest(&self, key: &str, index: &SuggestIndex) -> Vec<String> {
+        let tree = self.tree;
+        let mut out: Vec<String> = Vec::new();
+        if let Some(ids) = index.by_short.get(key) {
+            out.extend(ids.iter().map(|&i| tree.orgs[i].full_name.clone()));
+        }
+        let grams = bigrams(key);
+        let mut scores: HashMap<usize, usize> = HashMap::new();
+        for g in &grams {
+            if let Some(ids) = index.by_gram.get(g) {
+                for &i in ids {
+                    *scores.entry(i).or_default() += 1;
+                }
+            }
+        }
+        let mut ranked: Vec<(usize, f64)> = scores
+            .into_iter()
+            .map(|(i, shared)| {
+                let total = grams.len() + index.gram_counts[&i];
+                (i, 2.0 * shared as f64 / total.max(1) as f64)
+            })
+            .filter(|(_, dice)| *dice >= 0.5)
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        for (i, _) in ranked {
+            let name = &tree.orgs[i].full_name;
+            if !out.contains(name) {
+                out.push(name.clone());
+            }
+        }
+        out.truncate(3);
+        out
+    }
+}
+
+struct SuggestIndex {
+    by_short: HashMap<String, Vec<usize>>,
+    by_gram: HashMap<(char, char), Vec<usize>>,
+    gram_counts: HashMap<usize, usize>,
+}
+
+fn bigrams(s: &str) -> HashSet<(char, char)> {
+    let chars: Vec<char> = s.chars().collect();
+    chars.windows(2).map(|w| (w[0], w[1])).collect()
+}
+
+impl OrgResolver for TreeResolver<'_> {
+    fn uploader_name(&self) -> &str {
+        &self.tree.orgs[self.uploader].full_name
+    }
+
+    fn uploader_province(&self) -> Option<&str> {
+        self.tree.orgs[self.uploader].province.as_deref()
+    }
+
+    fn resolve(&self, keys: &[&str]) -> Vec<Result<OrgMatch, Vec<String>>> {
+        let tree = self.tree;
+        let mut index: Option<SuggestIndex> = None;
+        keys.iter()
+            .map(|key| match tree.by_key.get(*key) {
+                Some(&i) => {
+                    let o = &tree.orgs[i];
+                    Ok(OrgMatch {
+                        full_name: o.full_name.clone(),
+                        category: o.category,
+                        province: o.province.clone(),
+                        in_scope: tree.is_within(i, self.uploader),
+                    })
+                }
+                None => {
+                    // Built lazily: only files with unknown names pay for it; limited
+                    // to the uploader's scope so no other organisation's name leaks.
+                    let index = index.get_or_insert_with(|| {
+                        let mut by_short: HashMap<String, Vec<usize>> = HashMap::new();
+                        let mut by_gram: HashMap<(char, char), Vec<usize>> = HashMap::new();
+                        let mut gram_counts = HashMap::new();
+                        for (i, o) in tree.orgs.iter().enumerate() {
+                            if !tree.is_within(i, self.uploader) {
+                                continue;
+                            }
+                            if !o.short_name.is_empty() {
+                                by_short
+                                    .entry(normalise_org(&o.short_name))
+                                    .or_default()
+                                    .push(i);
+                            }
+                            let grams = bigrams(&o.full_name);
+                            gram_counts.insert(i, grams.len());
+                            for g in grams {
+                                by_gram.entry(g).or_default().push(i);
+                            }
+                        }
+                        SuggestIndex {
+                            by_short,
+                            by_gram,
+                            gram_counts,
+                        }
+                    });
+                    Err(self.suggest(key, index))
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(csv: &str) -> Vec<Vec<String>> {
+        csv.lines()
+            .map(|l| l.split(',').map(str::to_string).collect())
+            .collect()
+    }
+
+    const HEAD: &str = "组织全称,组织简称,组织类别,上级组织全称,行业类别,省份代码,学校机构编号";
+
+    #[test]
+    fn a_good_tree_inherits_provinces() {
+        let t = OrgTree::from_rows(rows(&format!(
+            "{HEAD}\n共青团中央,团中央,团的领导机关,,,,\n共青团广东省委员会,广东团省委,团的领导机关,共青团中央,,44,\n某中学团委,某中学,团委,共青团广东省委员会,,,\n某中学初一（1）班团支部,初一1班,团支部,某中学团委,,,"
+        )))
+        .unwrap();
+        let b = t.find("某中学初一(1)班团支部").unwrap();
+        assert_eq!(t.get(b).province.as_deref(), Some("44"));
+        assert!(t.is_within(b, t.find("共青团广东省委员会").unwrap()));
+        let r = t.resolver("某中学团委").unwrap();
+        let got = r.resolve(&["某中学初一(1)班团支部", "初一1班", "某中学初一(2)班团支部"]);
+        assert!(got[0].as_ref().unwrap().in_scope);
+        // Suggested as registered, full-width parentheses included.
+        assert_eq!(
+            got[1].as_ref().unwrap_err(),
+            &vec!["某中学初一（1）班团支部".to_string()]
+        );
+        assert_eq!(
+            got[2].as_ref().unwrap_err(),
+            &vec!["某中学初一（1）班团支部".to_string()]
+        );
+    }
+
+    #[test]
+    fn every_problem_is_listed() {
+        let err = OrgTree::from_rows(rows(&format!(
+            "{HEAD}\n共青团中央,团中央,团的领导机关,,,,\nA,A,团委,B,,,\nB,B,团委,A,,,\nC,C,团小组,共青团中央,,,\nD,D,团委,不存在,,,\nD,D,团委,共青团中央,,4,\nE,E,团委,共青团中央,,,"
+        )))
+        .unwrap_err();
+        let text = err.problems.join("\n");
+        for needle in ["团小组", "不存在", "重复", "循环"] {
+            assert!(text.contains(needle), "{needle} missing in {text}");
+        }
+        let err = OrgTree::from_rows(rows(&format!(
+            "{HEAD}\n共青团中央,团中央,团的领导机关,,,,\nE,E,团委,共青团中央,,,\nF,F,团委,共青团中央,,4x,"
+        )))
+        .unwrap_err();
+        let text = err.problems.join("\n");
+        assert!(text.contains("须填写省份代码"), "{text}");
+        assert!(text.contains("应为2位数字"), "{text}");
+    }
+}

@@ -1,0 +1,613 @@
+//! Reports of SPEC §7: `summary.xlsx`, one error workbook per organisation, the
+//! escalation workbook for age failures, and `summary.json` (SPEC §11). Written into a
+//! staging folder and moved into place, so a failure leaves no half-written set.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use rust_xlsxwriter::{Color, Format, FormatBorder, Note, Workbook, Worksheet};
+use schemas::{ErrorCode, Field, Template, TemplateKind};
+use serde::Serialize;
+
+use crate::rules::org::{ORG_NAME, PROVINCE};
+use crate::validate::{HAS_ERROR, HAS_WARNING, REPORT_ORG, RowCounts, errors};
+use crate::{PipelineError, ROW, Rejection, Validation, col_in, col_raw};
+
+pub const SUMMARY_JSON: &str = "summary.json";
+pub const SUMMARY_XLSX: &str = "summary.xlsx";
+pub const ESCALATIONS_XLSX: &str = "escalations.xlsx";
+
+/// `summary.json`, exactly in the shape of SPEC §11.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub template: &'static str,
+    pub verdict: &'static str,
+    pub file_error: Option<FileError>,
+    pub warnings: Vec<String>,
+    pub rows: RowCounts,
+    pub counts_by_code: BTreeMap<String, usize>,
+    pub errors: Vec<FindingJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FileError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FindingJson {
+    pub row: u32,
+    pub column: String,
+    pub code: String,
+    pub severity: String,
+    pub message: String,
+}
+
+impl Summary {
+    pub fn rejected(template: TemplateKind, rejection: &Rejection) -> Summary {
+        Summary {
+            template: template.code(),
+            verdict: "rejected",
+            file_error: Some(FileError {
+                code: rejection.code.code(),
+                message: rejection.message.clone(),
+            }),
+            warnings: Vec::new(),
+            rows: RowCounts {
+                total: 0,
+                valid: 0,
+                with_errors: 0,
+                with_warnings: 0,
+            },
+            counts_by_code: BTreeMap::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn accepted(v: &Validation) -> Result<Summary, PipelineError> {
+        let e = &v.errors;
+        let rows = e.column(errors::ROW)?.u32()?;
+        let column = e.column(errors::COLUMN)?.str()?;
+        let code = e.column(errors::CODE)?.str()?;
+        let severity = e.column(errors::SEVERITY)?.str()?;
+        let message = e.column(errors::MESSAGE)?.str()?;
+        let findings = (0..e.height())
+            .map(|i| FindingJson {
+                row: rows.get(i).unwrap_or_default(),
+                column: column.get(i).unwrap_or_default().to_string(),
+                code: code.get(i).unwrap_or_default().to_string(),
+                severity: severity.get(i).unwrap_or_default().to_string(),
+                message: message.get(i).unwrap_or_default().to_string(),
+            })
+            .collect();
+        Ok(Summary {
+            template: v.template.code(),
+            verdict: "accepted",
+            file_error: None,
+            warnings: v.warnings.clone(),
+            rows: v.counts()?,
+            counts_by_code: v.counts_by_code()?,
+            errors: findings,
+        })
+    }
+}
+
+/// One finding as the workbooks need it.
+#[derive(Debug, Clone)]
+struct Finding {
+    field: String,
+    code: ErrorCode,
+    message: String,
+}
+
+/// A row with findings: its uploaded values in template order.
+#[derive(Debug)]
+struct IssueRow {
+    row: u32,
+    values: Vec<Option<String>>,
+    findings: Vec<Finding>,
+    report_org: String,
+    /// For escalations.
+    province: Option<String>,
+    current_org: String,
+}
+
+/// The files written, relative to the output folder.
+#[derive(Debug, Clone, Default)]
+pub struct ReportSet {
+    pub files: Vec<String>,
+}
+
+/// Writes the reports of a rejected file: `summary.json` and a one-sheet `summary.xlsx`.
+pub fn write_rejected(
+    template: TemplateKind,
+    rejection: &Rejection,
+    out: &Path,
+) -> Result<ReportSet, PipelineError> {
+    let staging = Staging::new(out)?;
+    let summary = Summary::rejected(template, rejection);
+    std::fs::write(
+        staging.path(SUMMARY_JSON),
+        serde_json::to_vec_pretty(&summary)?,
+    )?;
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.set_name("汇总")?;
+    let bold = Format::new().set_bold();
+    ws.write_string_with_format(0, 0, "文件未通过检查，未导入任何数据", &bold)?;
+    ws.write_string(1, 0, "错误代码")?;
+    ws.write_string(1, 1, rejection.code.code())?;
+    ws.write_string(2, 0, "错误原因")?;
+    ws.write_string(2, 1, &rejection.message)?;
+    ws.write_string(3, 0, "修改方法")?;
+    ws.write_string(3, 1, rejection.code.hint())?;
+    ws.set_column_width(0, 12)?;
+    ws.set_column_width(1, 100)?;
+    wb.save(staging.path(SUMMARY_XLSX))?;
+    staging.commit(vec![SUMMARY_JSON.into(), SUMMARY_XLSX.into()])
+}
+
+/// Writes every report of an accepted file.
+#[tracing::instrument(skip_all, fields(rows = v.rows.height(), findings = v.errors.height()))]
+pub fn write_reports(v: &Validation, out: &Path) -> Result<ReportSet, PipelineError> {
+    let staging = Staging::new(out)?;
+    let template = v.template.template();
+    let summary = Summary::accepted(v)?;
+    std::fs::write(
+        staging.path(SUMMARY_JSON),
+        serde_json::to_vec_pretty(&summary)?,
+    )?;
+    let mut files = vec![SUMMARY_JSON.to_string()];
+
+    let issues = issue_rows(v)?;
+    write_summary_workbook(&staging.path(SUMMARY_XLSX), v, template, &summary, &issues)?;
+    files.push(SUMMARY_XLSX.into());
+
+    let mut by_org: BTreeMap<&str, Vec<&IssueRow>> = BTreeMap::new();
+    for r in &issues {
+        by_org.entry(r.report_org.as_str()).or_default().push(r);
+    }
+    for (org, rows) in &by_org {
+        let name = org_file_name(org);
+        write_error_workbook(&staging.path(&name), template, rows)?;
+        files.push(name);
+    }
+
+    let escalated: Vec<&IssueRow> = issues
+        .iter()
+        .filter(|r| {
+            r.findings
+                .iter()
+                .any(|f| f.code == ErrorCode::JoinAgeTooYoung)
+        })
+        .collect();
+    if !escalated.is_empty() {
+        write_escalations(&staging.path(ESCALATIONS_XLSX), template, &escalated)?;
+        files.push(ESCALATIONS_XLSX.into());
+    }
+    staging.commit(files)
+}
+
+/// File name of an organisation's workbook: its full name, made safe for file systems.
+pub fn org_file_name(full_name: &str) -> String {
+    let mut safe: String = full_name
+        .chars()
+        .map(|c| match c {
+            '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|' => '_',
+            c if c.is_control() => '_',
+            c => c,
+        })
+        .take(100)
+        .collect();
+    if safe.is_empty() || safe.starts_with('.') {
+        safe.insert(0, '_');
+    }
+    if [SUMMARY_XLSX, ESCALATIONS_XLSX].contains(&format!("{safe}.xlsx").as_str()) {
+        safe.push_str("_组织");
+    }
+    format!("{safe}.xlsx")
+}
+
+fn issue_rows(v: &Validation) -> Result<Vec<IssueRow>, PipelineError> {
+    let template = v.template.template();
+    let mut select = vec![col(ROW), col(REPORT_ORG), col(PROVINCE)];
+    select.extend(template.columns.iter().map(|c| col(col_raw(c.field))));
+    let current_org = if template.has(Field::Branch) {
+        col(ORG_NAME).fill_null(col(col_in(Field::Branch)))
+    } else {
+        lit(v.uploader.clone())
+    };
+    select.push(current_org.alias("current_org"));
+    let df = v
+        .rows
+        .clone()
+        .lazy()
+        .filter(col(HAS_ERROR).or(col(HAS_WARNING)))
+        .select(select)
+        .collect()?;
+
+    let mut findings: HashMap<u32, Vec<Finding>> = HashMap::new();
+    let e = &v.errors;
+    let (rows, fields, codes, messages) = (
+        e.column(errors::ROW)?.u32()?,
+        e.column(errors::FIELD)?.str()?,
+        e.column(errors::CODE)?.str()?,
+        e.column(errors::MESSAGE)?.str()?,
+    );
+    for i in 0..e.height() {
+        let (Some(row), Some(field), Some(code), Some(message)) =
+            (rows.get(i), fields.get(i), codes.get(i), messages.get(i))
+        else {
+            continue;
+        };
+        let Some(code) = ErrorCode::from_code(code) else {
+            continue;
+        };
+        findings.entry(row).or_default().push(Finding {
+            field: field.to_string(),
+            code,
+            message: message.to_string(),
+        });
+    }
+
+    let row_col = df.column(ROW)?.u32()?;
+    let org_col = df.column(REPORT_ORG)?.str()?;
+    let province_col = df.column(PROVINCE)?.str()?;
+    let current_col = df.column("current_org")?.str()?;
+    let value_cols: Vec<&StringChunked> = template
+        .columns
+        .iter()
+        .map(|c| df.column(&col_raw(c.field)).and_then(|s| s.str()))
+        .collect::<PolarsResult<_>>()?;
+    let mut out = Vec::with_capacity(df.height());
+    for i in 0..df.height() {
+        let row = row_col.get(i).unwrap_or_default();
+        out.push(IssueRow {
+            row,
+            values: value_cols
+                .iter()
+                .map(|c| c.get(i).map(str::to_string))
+                .collect(),
+            findings: findings.remove(&row).unwrap_or_default(),
+            report_org: org_col.get(i).unwrap_or(&v.uploader).to_string(),
+            province: province_col.get(i).map(str::to_string),
+            current_org: current_col.get(i).unwrap_or_default().to_string(),
+        });
+    }
+    Ok(out)
+}
+
+struct Formats {
+    header: Format,
+    error: Format,
+    warning: Format,
+    wrap: Format,
+}
+
+impl Formats {
+    fn new() -> Formats {
+        Formats {
+            header: Format::new()
+                .set_bold()
+                .set_background_color(Color::RGB(0xD9E1F2))
+                .set_border(FormatBorder::Thin),
+            error: Format::new().set_background_color(Color::RGB(0xFF9999)),
+            warning: Format::new().set_background_color(Color::RGB(0xFFEB9C)),
+            wrap: Format::new().set_text_wrap(),
+        }
+    }
+}
+
+/// The error sheet: template columns as uploaded, then 行号, 错误代码, 错误原因; the cells
+/// concerned filled red (warnings yellow) with the message as a note.
+fn write_error_sheet(
+    ws: &mut Worksheet,
+    template: &Template,
+    rows: &[&IssueRow],
+    f: &Formats,
+) -> Result<(), PipelineError> {
+    let n = template.columns.len() as u16;
+    for (i, c) in template.columns.iter().enumerate() {
+        ws.write_string_with_format(0, i as u16, c.field.header(), &f.header)?;
+        ws.set_column_width(i as u16, column_width(c.field))?;
+    }
+    for (j, h) in schemas::template::REPORT_COLUMNS.iter().enumerate() {
+        ws.write_string_with_format(0, n + j as u16, *h, &f.header)?;
+    }
+    ws.set_column_width(n, 8)?;
+    ws.set_column_width(n + 1, 24)?;
+    ws.set_column_width(n + 2, 60)?;
+    for (k, r) in rows.iter().enumerate() {
+        let x = (k + 1) as u32;
+        for (i, c) in template.columns.iter().enumerate() {
+            let here: Vec<&Finding> = r
+                .findings
+                .iter()
+                .filter(|fd| fd.field == c.field.key())
+                .collect();
+            let value = r.values[i].as_deref().unwrap_or("");
+            if here.is_empty() {
+                if !value.is_empty() {
+                    ws.write_string(x, i as u16, value)?;
+                }
+                continue;
+            }
+            let is_error = here
+                .iter()
+                .any(|fd| fd.code.severity() == schemas::Severity::Error);
+            let fmt = if is_error { &f.error } else { &f.warning };
+            ws.write_string_with_format(x, i as u16, value, fmt)?;
+            let text = here
+                .iter()
+                .map(|fd| fd.message.as_str())
+                .collect::<Vec<_>>()
+                .join("\n");
+            ws.insert_note(
+                x,
+                i as u16,
+                &Note::new(text)
+                    .set_author("roster")
+                    .set_width(320)
+                    .set_height(120),
+            )?;
+        }
+        ws.write_number(x, n, r.row as f64)?;
+        let mut codes: Vec<&str> = r.findings.iter().map(|fd| fd.code.code()).collect();
+        codes.dedup();
+        ws.write_string(x, n + 1, codes.join(";"))?;
+        let reasons = r
+            .findings
+            .iter()
+            .map(|fd| {
+                let header = template
+                    .columns
+                    .iter()
+                    .find(|c| c.field.key() == fd.field)
+                    .map(|c| c.field.header())
+                    .unwrap_or("");
+                format!("【{header}】{}", fd.message)
+            })
+            .collect::<Vec<_>>()
+            .join("；");
+        ws.write_string_with_format(x, n + 2, reasons, &f.wrap)?;
+    }
+    ws.set_freeze_panes(1, 0)?;
+    ws.autofilter(0, 0, rows.len() as u32, n + 2)?;
+    Ok(())
+}
+
+fn column_width(f: Field) -> f64 {
+    match f {
+        Field::IdNumber => 22.0,
+        Field::Branch | Field::Workplace => 36.0,
+        Field::Email => 26.0,
+        Field::DevNumber | Field::Phone => 16.0,
+        _ => 12.0,
+    }
+}
+
+/// The 说明 sheet: every code, its meaning and how to fix it.
+fn write_codes_sheet(wb: &mut Workbook, f: &Formats) -> Result<(), PipelineError> {
+    let ws = wb.add_worksheet();
+    ws.set_name("说明")?;
+    for (i, h) in ["错误代码", "级别", "错误说明", "修改方法"]
+        .iter()
+        .enumerate()
+    {
+        ws.write_string_with_format(0, i as u16, *h, &f.header)?;
+    }
+    for (k, c) in ErrorCode::ALL.iter().enumerate() {
+        let x = (k + 1) as u32;
+        ws.write_string(x, 0, c.code())?;
+        ws.write_string(x, 1, c.severity().chinese())?;
+        ws.write_string_with_format(x, 2, c.message(), &f.wrap)?;
+        ws.write_string_with_format(x, 3, c.hint(), &f.wrap)?;
+    }
+    ws.set_column_width(0, 26)?;
+    ws.set_column_width(1, 6)?;
+    ws.set_column_width(2, 60)?;
+    ws.set_column_width(3, 50)?;
+    ws.set_freeze_panes(1, 0)?;
+    Ok(())
+}
+
+fn write_error_workbook(
+    path: &Path,
+    template: &Template,
+    rows: &[&IssueRow],
+) -> Result<(), PipelineError> {
+    let f = Formats::new();
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.set_name(template.title)?;
+    write_error_sheet(ws, template, rows, &f)?;
+    write_codes_sheet(&mut wb, &f)?;
+    wb.save(path)?;
+    Ok(())
+}
+
+fn write_summary_workbook(
+    path: &Path,
+    v: &Validation,
+    template: &Template,
+    summary: &Summary,
+    issues: &[IssueRow],
+) -> Result<(), PipelineError> {
+    let f = Formats::new();
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.set_name("汇总")?;
+    let counts = summary.rows;
+    let mut x = 0u32;
+    let mut kv = |ws: &mut Worksheet, k: &str, val: String| -> Result<(), PipelineError> {
+        ws.write_string_with_format(x, 0, k, &f.header)?;
+        ws.write_string(x, 1, val)?;
+        x += 1;
+        Ok(())
+    };
+    kv(ws, "模板", template.title.to_string())?;
+    kv(ws, "上传组织", v.uploader.clone())?;
+    kv(ws, "总行数", counts.total.to_string())?;
+    kv(ws, "可导入行数", counts.valid.to_string())?;
+    kv(ws, "有错误的行数", counts.with_errors.to_string())?;
+    kv(ws, "有提示的行数", counts.with_warnings.to_string())?;
+    for w in &v.warnings {
+        kv(ws, "文件提示", w.clone())?;
+    }
+    x += 1;
+    let mut by_org: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
+    for r in issues {
+        let e = by_org.entry(r.report_org.as_str()).or_default();
+        let has_error = r
+            .findings
+            .iter()
+            .any(|fd| fd.code.severity() == schemas::Severity::Error);
+        if has_error {
+            e.0 += 1;
+        } else {
+            e.1 += 1;
+        }
+        e.2 += r.findings.len();
+    }
+    for (i, h) in ["组织全称", "有错误的行数", "仅有提示的行数", "问题总数"]
+        .iter()
+        .enumerate()
+    {
+        ws.write_string_with_format(x, i as u16, *h, &f.header)?;
+    }
+    x += 1;
+    for (org, (e, w, n)) in &by_org {
+        ws.write_string(x, 0, *org)?;
+        ws.write_number(x, 1, *e as f64)?;
+        ws.write_number(x, 2, *w as f64)?;
+        ws.write_number(x, 3, *n as f64)?;
+        x += 1;
+    }
+    x += 1;
+    for (i, h) in ["错误代码", "错误说明", "数量"].iter().enumerate() {
+        ws.write_string_with_format(x, i as u16, *h, &f.header)?;
+    }
+    x += 1;
+    for (code, n) in &summary.counts_by_code {
+        ws.write_string(x, 0, code)?;
+        if let Some(c) = ErrorCode::from_code(code) {
+            ws.write_string(x, 1, c.message())?;
+        }
+        ws.write_number(x, 2, *n as f64)?;
+        x += 1;
+    }
+    ws.set_column_width(0, 40)?;
+    ws.set_column_width(1, 60)?;
+    ws.set_column_width(2, 14)?;
+    ws.set_column_width(3, 10)?;
+
+    let rows: Vec<&IssueRow> = issues.iter().collect();
+    let detail = wb.add_worksheet();
+    detail.set_name("错误明细")?;
+    write_error_sheet(detail, template, &rows, &f)?;
+    write_codes_sheet(&mut wb, &f)?;
+    wb.save(path)?;
+    Ok(())
+}
+
+/// Rows failing the age rule, per province: 姓名, 身份证号码, 手机号码, current
+/// organisation, and the total (SPEC §5.2).
+fn write_escalations(
+    path: &Path,
+    template: &Template,
+    rows: &[&IssueRow],
+) -> Result<(), PipelineError> {
+    let f = Formats::new();
+    let idx = |field: Field| template.columns.iter().position(|c| c.field == field);
+    let mut by_province: BTreeMap<Option<&str>, Vec<&IssueRow>> = BTreeMap::new();
+    for r in rows {
+        by_province
+            .entry(r.province.as_deref())
+            .or_default()
+            .push(r);
+    }
+    let mut wb = Workbook::new();
+    for (province, rows) in by_province {
+        let ws = wb.add_worksheet();
+        let name = match province {
+            Some(p) => format!(
+                "{p} {}",
+                schemas::reference::province_name(p).unwrap_or_default()
+            ),
+            None => "省份未知".to_string(),
+        };
+        ws.set_name(name.trim())?;
+        for (i, h) in ["姓名", "身份证号码", "手机号码", "当前所在团组织全称"]
+            .iter()
+            .enumerate()
+        {
+            ws.write_string_with_format(0, i as u16, *h, &f.header)?;
+        }
+        for (k, r) in rows.iter().enumerate() {
+            let x = (k + 1) as u32;
+            for (i, field) in [Field::Name, Field::IdNumber, Field::Phone]
+                .iter()
+                .enumerate()
+            {
+                let value = idx(*field)
+                    .and_then(|p| r.values.get(p).cloned().flatten())
+                    .unwrap_or_default();
+                ws.write_string(x, i as u16, value)?;
+            }
+            ws.write_string(x, 3, &r.current_org)?;
+        }
+        let total_row = (rows.len() + 1) as u32;
+        ws.write_string_with_format(total_row, 0, "合计", &f.header)?;
+        ws.write_number_with_format(total_row, 1, rows.len() as f64, &f.header)?;
+        ws.set_column_width(0, 12)?;
+        ws.set_column_width(1, 22)?;
+        ws.set_column_width(2, 16)?;
+        ws.set_column_width(3, 40)?;
+        ws.set_freeze_panes(1, 0)?;
+    }
+    wb.save(path)?;
+    Ok(())
+}
+
+/// A folder beside the output where reports are written before being moved in.
+struct Staging {
+    dir: PathBuf,
+    out: PathBuf,
+}
+
+impl Staging {
+    fn new(out: &Path) -> Result<Staging, PipelineError> {
+        std::fs::create_dir_all(out)?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let dir = out.join(format!(".staging-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Staging {
+            dir,
+            out: out.to_path_buf(),
+        })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn commit(self, files: Vec<String>) -> Result<ReportSet, PipelineError> {
+        for f in &files {
+            std::fs::rename(self.dir.join(f), self.out.join(f))?;
+        }
+        std::fs::remove_dir_all(&self.dir)?;
+        Ok(ReportSet { files })
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        // After a failed write: leave nothing behind.
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,153 @@
+//! §5.3 development member number (发展团员编号): required from 2017 (新疆 2016), and the
+//! registry's four situations: taken, year mismatch, segment, format.
+
+use polars::prelude::*;
+use schemas::{ErrorCode, Field};
+
+use super::dates::join_ok;
+use super::org::{PROVINCE, XINJIANG};
+use super::{Ctx, Rule, as_text, truthy};
+use crate::normalise::date_part;
+use crate::{ROW, col_in};
+
+pub const DIGITS: &str = "dev.digits";
+/// Twelve digits: the shape every other check needs.
+pub const WELL_FORMED: &str = "dev.well_formed";
+pub const FIRST_ROW: &str = "dev.first_row";
+pub const FIRST_ID: &str = "dev.first_id";
+
+fn dev() -> Expr {
+    col(col_in(Field::DevNumber))
+}
+
+fn jy() -> Expr {
+    col(date_part(Field::JoinedOn, "y"))
+}
+
+pub fn derive(_ctx: &Ctx) -> Vec<Vec<Expr>> {
+    let digits = truthy(dev().str().contains(lit(r"^\d+$"), true));
+    let stage1 = vec![
+        digits.clone().alias(DIGITS),
+        digits
+            .and(dev().str().len_chars().eq(lit(12u32)))
+            .alias(WELL_FORMED),
+    ];
+    // The earliest row of the file holding each number, and who that is.
+    let holder = when(col(WELL_FORMED))
+        .then(dev())
+        .otherwise(lit(NULL).cast(DataType::String));
+    let stage2 = vec![
+        col(ROW)
+            .first()
+            .over([holder.clone()])
+            .expect("valid window")
+            .alias(FIRST_ROW),
+        col(col_in(Field::IdNumber))
+            .fill_null(lit(""))
+            .first()
+            .over([holder])
+            .expect("valid window")
+            .alias(FIRST_ID),
+    ];
+    vec![stage1, stage2]
+}
+
+pub fn rules(_ctx: &Ctx) -> Vec<Rule> {
+    vec![
+        dev_number_missing(),
+        dev_number_format(),
+        dev_number_segment(),
+        dev_number_year_mismatch(),
+        dev_number_taken(),
+    ]
+}
+
+/// Required when joined on or after 2017-01-01, in 新疆 on or after 2016-01-01.
+pub fn dev_number_missing() -> Rule {
+    let from = when(col(XINJIANG)).then(lit(2016)).otherwise(lit(2017));
+    Rule::new(
+        ErrorCode::DevNumberMissing,
+        Field::DevNumber,
+        dev().is_null().and(join_ok()).and(jy().gt_eq(from)),
+    )
+}
+
+/// 情况四: anything but digits.
+pub fn dev_number_format() -> Rule {
+    Rule::new(
+        ErrorCode::DevNumberFormat,
+        Field::DevNumber,
+        dev().is_not_null().and(col(DIGITS).not()),
+    )
+}
+
+/// 情况三: not 12 digits, or digits 5–6 are not the province code of the organisation.
+pub fn dev_number_segment() -> Rule {
+    let province_segment = dev().str().slice(lit(4i64), lit(2u64));
+    let wrong_province = truthy(province_segment.neq(col(PROVINCE)));
+    Rule::new(
+        ErrorCode::DevNumberSegment,
+        Field::DevNumber,
+        col(DIGITS).and(col(WELL_FORMED).not().or(wrong_province)),
+    )
+    .detail(
+        when(col(WELL_FORMED).not())
+            .then(concat_str(
+                [
+                    lit("应为12位，当前为"),
+                    as_text(dev().str().len_chars()),
+                    lit("位"),
+                ],
+                "",
+                false,
+            ))
+            .otherwise(concat_str(
+                [lit("第5–6位应为省份代码 "), col(PROVINCE)],
+                "",
+                false,
+            )),
+    )
+}
+
+/// 情况二: the first four digits are not the year of joining; a join in 2017 or 2018
+/// accepts either year.
+pub fn dev_number_year_mismatch() -> Rule {
+    let year = dev()
+        .str()
+        .slice(lit(0i64), lit(4u64))
+        .cast(DataType::Int32);
+    let tolerant = |e: Expr| e.clone().eq(lit(2017)).or(e.eq(lit(2018)));
+    let matches = year.clone().eq(jy()).or(tolerant(year).and(tolerant(jy())));
+    Rule::new(
+        ErrorCode::DevNumberYearMismatch,
+        Field::DevNumber,
+        col(WELL_FORMED).and(join_ok()).and(matches.not()),
+    )
+    .detail(
+        when(tolerant(jy()))
+            .then(lit("前四位应为 2017 或 2018"))
+            .otherwise(concat_str([lit("前四位应为 "), as_text(jy())], "", false)),
+    )
+}
+
+/// 情况一: the number is already used by another person earlier in the same file.
+/// (The database loader adds numbers held by stored people.)
+pub fn dev_number_taken() -> Rule {
+    let me = col(col_in(Field::IdNumber));
+    Rule::new(
+        ErrorCode::DevNumberTaken,
+        Field::DevNumber,
+        col(WELL_FORMED)
+            .and(me.clone().is_not_null())
+            .and(col(FIRST_ID).neq(me)),
+    )
+    .detail(concat_str(
+        [
+            lit("本表第"),
+            as_text(col(FIRST_ROW)),
+            lit("行已使用此编号"),
+        ],
+        "",
+        false,
+    ))
+}

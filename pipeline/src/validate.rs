@@ -1,0 +1,299 @@
+//! Validation of a whole roster: normalise, resolve organisations once per distinct
+//! name, derive, evaluate every rule in parallel, and return data — all rows with their
+//! verdicts plus a table of findings. One bad row never aborts the file.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+use schemas::{ErrorCode, Field, Severity, TemplateKind};
+
+use crate::orgs::OrgResolver;
+use crate::read::{RawRoster, ReadLimits, read_roster};
+use crate::rules::org::{
+    ORG_CATEGORY, ORG_IN_SCOPE, ORG_KEY, ORG_NAME, ORG_PARENS, ORG_PROVINCE, ORG_SUGGEST,
+};
+use crate::rules::{self, Ctx};
+use crate::{PipelineError, ROW, Rejection, col_in};
+
+/// Columns of the findings table.
+pub mod errors {
+    pub const ROW: &str = "row";
+    pub const FIELD: &str = "field";
+    pub const COLUMN: &str = "column";
+    pub const CODE: &str = "code";
+    pub const SEVERITY: &str = "severity";
+    pub const MESSAGE: &str = "message";
+    /// The organisation whose workbook the finding goes to.
+    pub const REPORT_ORG: &str = "report_org";
+}
+
+/// Row-level verdict columns added to the rows.
+pub const HAS_ERROR: &str = "has_error";
+pub const HAS_WARNING: &str = "has_warning";
+/// The organisation whose admins see the row: its branch when known and in scope,
+/// else the uploader.
+pub const REPORT_ORG: &str = "report_org";
+
+#[derive(Debug, Clone)]
+pub struct ValidateOptions {
+    pub template: TemplateKind,
+    pub as_of: NaiveDate,
+    pub limits: ReadLimits,
+    /// Read this sheet instead of the first visible one.
+    pub sheet: Option<String>,
+}
+
+/// A file's verdict.
+#[derive(Debug)]
+pub enum Outcome {
+    Accepted(Box<Validation>),
+    Rejected(Rejection),
+}
+
+/// A validated roster.
+#[derive(Debug)]
+pub struct Validation {
+    pub template: TemplateKind,
+    pub sheet: String,
+    pub header_row: u32,
+    pub present: Vec<Field>,
+    pub warnings: Vec<String>,
+    pub uploader: String,
+    /// Every data row: `raw.*` as uploaded, `in.*` normalised, canonical values,
+    /// derived columns, `has_error`, `has_warning`, `report_org`.
+    pub rows: DataFrame,
+    /// One row per finding: row, field, column, code, severity, message, report_org;
+    /// sorted by row, then column.
+    pub errors: DataFrame,
+}
+
+/// Row counts of SPEC §11's `summary.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RowCounts {
+    pub total: usize,
+    pub valid: usize,
+    pub with_errors: usize,
+    pub with_warnings: usize,
+}
+
+impl Validation {
+    pub fn counts(&self) -> PolarsResult<RowCounts> {
+        let total = self.rows.height();
+        let sum = |c: &str| -> PolarsResult<usize> {
+            Ok(self.rows.column(c)?.bool()?.sum().unwrap_or(0) as usize)
+        };
+        let with_errors = sum(HAS_ERROR)?;
+        Ok(RowCounts {
+            total,
+            valid: total - with_errors,
+            with_errors,
+            with_warnings: sum(HAS_WARNING)?,
+        })
+    }
+
+    pub fn counts_by_code(&self) -> PolarsResult<BTreeMap<String, usize>> {
+        let mut out = BTreeMap::new();
+        for code in self.errors.column(errors::CODE)?.str()?.iter().flatten() {
+            *out.entry(code.to_string()).or_insert(0) += 1;
+        }
+        Ok(out)
+    }
+
+    /// The rows that load: no error (warnings allowed).
+    pub fn valid_rows(&self) -> PolarsResult<DataFrame> {
+        self.rows
+            .clone()
+            .lazy()
+            .filter(col(HAS_ERROR).not())
+            .collect()
+    }
+
+    /// The codes found, each once.
+    pub fn codes(&self) -> PolarsResult<Vec<ErrorCode>> {
+        Ok(self
+            .counts_by_code()?
+            .keys()
+            .filter_map(|c| ErrorCode::from_code(c))
+            .collect())
+    }
+}
+
+/// Reads and validates an upload.
+pub fn validate_bytes(
+    bytes: &[u8],
+    opts: &ValidateOptions,
+    orgs: &dyn OrgResolver,
+) -> Result<Outcome, PipelineError> {
+    let raw = match read_roster(bytes, opts.template, opts.sheet.as_deref(), &opts.limits) {
+        Ok(raw) => raw,
+        Err(rejection) => return Ok(Outcome::Rejected(rejection)),
+    };
+    Ok(Outcome::Accepted(Box::new(validate(
+        raw, opts.as_of, orgs,
+    )?)))
+}
+
+/// Validates a roster already read.
+#[tracing::instrument(skip_all, fields(rows = raw.frame.height(), template = raw.template.code()))]
+pub fn validate(
+    raw: RawRoster,
+    as_of: NaiveDate,
+    orgs: &dyn OrgResolver,
+) -> Result<Validation, PipelineError> {
+    let template = raw.template.template();
+    let ctx = Ctx {
+        template,
+        as_of,
+        uploader_province: orgs.uploader_province().map(str::to_string),
+    };
+    let uploader = orgs.uploader_name().to_string();
+    let normalised = crate::normalise::normalise(raw.frame.lazy(), template).collect()?;
+
+    let mut lf = normalised.lazy();
+    if ctx.is_members() {
+        let lookup = org_lookup(&lf, orgs)?;
+        lf = lf.join(
+            lookup.lazy(),
+            [col(col_in(Field::Branch))],
+            [col(ORG_KEY)],
+            crate::left_join(),
+        );
+    }
+    for stage in rules::derive(&ctx) {
+        lf = lf.with_columns(stage);
+    }
+    lf = rules::duplicates::attach_duplicate_rows(lf);
+
+    let rules = rules::all(&ctx);
+    let flag = |i: usize| format!("fail.{i}");
+    lf = lf.with_columns(
+        rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| rules::truthy(r.fails.clone()).alias(flag(i)))
+            .collect::<Vec<_>>(),
+    );
+    let any_of = |severity: Severity| -> PolarsResult<Expr> {
+        let flags: Vec<Expr> = rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.code.severity() == severity)
+            .map(|(i, _)| col(flag(i)))
+            .collect();
+        if flags.is_empty() {
+            Ok(lit(false))
+        } else {
+            any_horizontal(flags)
+        }
+    };
+    let report_org = if ctx.is_members() {
+        when(
+            col(ORG_NAME)
+                .is_not_null()
+                .and(rules::truthy(col(ORG_IN_SCOPE))),
+        )
+        .then(col(ORG_NAME))
+        .otherwise(lit(uploader.clone()))
+    } else {
+        lit(uploader.clone())
+    };
+    let rows = lf
+        .with_columns([
+            any_of(Severity::Error)?.alias(HAS_ERROR),
+            any_of(Severity::Warning)?.alias(HAS_WARNING),
+            report_org.alias(REPORT_ORG),
+        ])
+        .sort([ROW], Default::default())
+        .collect()?;
+
+    let findings: Vec<LazyFrame> = rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            rows.clone().lazy().filter(col(flag(i))).select([
+                col(ROW).alias(errors::ROW),
+                lit(i as u32).alias("rule"),
+                lit(r.field.key()).alias(errors::FIELD),
+                lit(r.field.header()).alias(errors::COLUMN),
+                lit(r.code.code()).alias(errors::CODE),
+                lit(r.code.severity().code()).alias(errors::SEVERITY),
+                r.message().alias(errors::MESSAGE),
+                col(REPORT_ORG).alias(errors::REPORT_ORG),
+            ])
+        })
+        .collect();
+    let errors = concat(findings, UnionArgs::default())?
+        .sort([errors::ROW, "rule"], Default::default())
+        .drop(cols(["rule"]))
+        .collect()?;
+    tracing::info!(
+        rows = rows.height(),
+        findings = errors.height(),
+        "validated"
+    );
+    Ok(Validation {
+        template: raw.template,
+        sheet: raw.sheet,
+        header_row: raw.header_row,
+        present: raw.present,
+        warnings: raw.warnings,
+        uploader,
+        rows,
+        errors,
+    })
+}
+
+/// Resolves each distinct organisation name of the file once.
+fn org_lookup(lf: &LazyFrame, orgs: &dyn OrgResolver) -> PolarsResult<DataFrame> {
+    let names = lf
+        .clone()
+        .select([col(col_in(Field::Branch)).unique().drop_nulls()])
+        .collect()?;
+    let keys: Vec<&str> = names
+        .column(&col_in(Field::Branch))?
+        .str()?
+        .iter()
+        .flatten()
+        .collect();
+    let resolved = orgs.resolve(&keys);
+    let n = keys.len();
+    let mut name = Vec::with_capacity(n);
+    let mut category = Vec::with_capacity(n);
+    let mut province = Vec::with_capacity(n);
+    let mut in_scope = Vec::with_capacity(n);
+    let mut parens = Vec::with_capacity(n);
+    let mut suggest = Vec::with_capacity(n);
+    for r in &resolved {
+        match r {
+            Ok(m) => {
+                name.push(Some(m.full_name.clone()));
+                category.push(Some(m.category.code()));
+                province.push(m.province.clone());
+                in_scope.push(Some(m.in_scope));
+                parens.push(Some(m.full_name.contains(['(', ')', '（', '）'])));
+                suggest.push(None);
+            }
+            Err(s) => {
+                name.push(None);
+                category.push(None);
+                province.push(None);
+                in_scope.push(None);
+                parens.push(None);
+                suggest.push((!s.is_empty()).then(|| s.join("、")));
+            }
+        }
+    }
+    DataFrame::new(
+        n,
+        vec![
+            Column::new(ORG_KEY.into(), keys),
+            Column::new(ORG_NAME.into(), name),
+            Column::new(ORG_CATEGORY.into(), category),
+            Column::new(ORG_PROVINCE.into(), province),
+            Column::new(ORG_IN_SCOPE.into(), in_scope),
+            Column::new(ORG_PARENS.into(), parens),
+            Column::new(ORG_SUGGEST.into(), suggest),
+        ],
+    )
+}

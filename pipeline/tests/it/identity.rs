@@ -1,0 +1,239 @@
+//! §5.1 identity numbers: the shared reference vectors in full, and edge cases.
+
+use schemas::{ErrorCode as E, Field, TemplateKind};
+
+use crate::helpers::*;
+
+fn is_id_code(c: E) -> bool {
+    c.code().starts_with("id_number")
+}
+
+#[test]
+fn reference_vectors_pass_in_full() {
+    let csv = include_str!("id-vectors.csv");
+    let vectors: Vec<(String, String)> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let mut it = l.splitn(3, ',');
+            (
+                it.next().unwrap().to_string(),
+                it.next().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(vectors.len() >= 24, "{}", vectors.len());
+    let rows: Vec<_> = vectors
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| {
+            Person::new(i + 1)
+                .text(Field::IdNumber, id)
+                .joined("1940-01")
+                .no_dev()
+                .cells(TemplateKind::Members)
+        })
+        .collect();
+    let bytes = workbook(TemplateKind::Members, &[], None, &rows, false);
+    let v = validate(&bytes, TemplateKind::Members, NATIONAL);
+    let found = findings(&v);
+    let mut failures = Vec::new();
+    for (i, (id, expected)) in vectors.iter().enumerate() {
+        let got: Vec<E> = found
+            .get(&(2 + i as u32))
+            .map(|f| f.iter().map(|x| x.0).filter(|c| is_id_code(*c)).collect())
+            .unwrap_or_default();
+        let want: Vec<E> = match expected.as_str() {
+            "valid" => vec![],
+            code => vec![E::from_code(code).expect("known code")],
+        };
+        if got != want {
+            failures.push(format!("{id}: want {want:?}, got {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn identity_edges() {
+    let cases: &[Case] = &[
+        ("valid", |p| p, &[]),
+        (
+            "lowercase x normalises",
+            |p| {
+                // 11010519491231002X is valid; written with a lowercase x.
+                p.text(Field::IdNumber, "11010519491231002x")
+                    .joined("1965-05")
+                    .no_dev()
+            },
+            &[E::OverAge],
+        ),
+        (
+            "full-width digits normalise",
+            |p| {
+                let id: String = p
+                    .id()
+                    .chars()
+                    .map(|c| char::from_u32(c as u32 - '0' as u32 + '０' as u32).unwrap())
+                    .collect();
+                p.text(Field::IdNumber, &id)
+            },
+            &[],
+        ),
+        (
+            "inner spaces are ignored",
+            |p| {
+                let id = p.id();
+                p.text(
+                    Field::IdNumber,
+                    &format!("{} {} {}", &id[..6], &id[6..14], &id[14..]),
+                )
+            },
+            &[],
+        ),
+        (
+            "zero-width characters are ignored",
+            |p| {
+                let id = p.id();
+                p.text(Field::IdNumber, &format!("\u{200B}{id}\u{FEFF}"))
+            },
+            &[],
+        ),
+        (
+            "17 digits",
+            |p| {
+                let id = p.id();
+                p.text(Field::IdNumber, &id[..17])
+            },
+            &[E::IdNumberFormat],
+        ),
+        (
+            "19 digits",
+            |p| {
+                let id = p.id();
+                p.text(Field::IdNumber, &format!("{id}1"))
+            },
+            &[E::IdNumberFormat],
+        ),
+        (
+            "letter inside",
+            |p| {
+                let id = p.id();
+                p.text(Field::IdNumber, &format!("44A{}", &id[3..]))
+            },
+            &[E::IdNumberFormat],
+        ),
+        (
+            "X not last",
+            |p| {
+                let id = p.id();
+                p.text(Field::IdNumber, &format!("X{}", &id[1..]))
+            },
+            &[E::IdNumberFormat],
+        ),
+        (
+            "stored as a number",
+            |p| {
+                let id: f64 = p.id().parse().unwrap_or(4.4e17);
+                p.set(Field::IdNumber, V::N(id))
+            },
+            &[E::IdNumberAsNumber],
+        ),
+        (
+            "15-digit legacy",
+            |p| {
+                p.text(Field::IdNumber, "610104620927690")
+                    .joined("1978-05")
+                    .no_dev()
+            },
+            &[E::IdNumberLegacy],
+        ),
+        ("February 29 of a leap year", |p| p.born(2008, 2, 29), &[]),
+        (
+            "February 29 of a common year",
+            |p| {
+                let id = p.id();
+                let first17 = format!("{}20070229{}", &id[..6], &id[14..17]);
+                let id = format!(
+                    "{first17}{}",
+                    pipeline::rules::identity::id_check_char(&first17)
+                );
+                p.text(Field::IdNumber, &id)
+            },
+            &[E::IdNumberBirthdate],
+        ),
+        (
+            "born before 1900",
+            |p| {
+                let first17 = "44030518991231001";
+                p.text(
+                    Field::IdNumber,
+                    &format!(
+                        "{first17}{}",
+                        pipeline::rules::identity::id_check_char(first17)
+                    ),
+                )
+            },
+            &[E::IdNumberBirthdate],
+        ),
+        (
+            "born tomorrow",
+            |p| {
+                let first17 = "44030520261122001";
+                p.text(
+                    Field::IdNumber,
+                    &format!(
+                        "{first17}{}",
+                        pipeline::rules::identity::id_check_char(first17)
+                    ),
+                )
+            },
+            &[E::IdNumberBirthdate],
+        ),
+        (
+            "born today is not in the future",
+            |p| {
+                let first17 = "44030520261121001";
+                p.text(
+                    Field::IdNumber,
+                    &format!(
+                        "{first17}{}",
+                        pipeline::rules::identity::id_check_char(first17)
+                    ),
+                )
+                .joined("2026-11")
+            },
+            &[E::JoinAgeTooYoung],
+        ),
+        (
+            "region never existed",
+            |p| p.region("449999"),
+            &[E::IdNumberRegion],
+        ),
+        ("historical region accepted", |p| p.region("140120"), &[]),
+        ("Hong Kong permit", |p| p.region("810000"), &[]),
+        ("Macau permit", |p| p.region("820000"), &[]),
+        ("Taiwan permit", |p| p.region("830000"), &[]),
+        (
+            "wrong check character",
+            |p| {
+                let mut id = p.id();
+                let last = id.pop().unwrap();
+                id.push(if last == '1' { '2' } else { '1' });
+                p.text(Field::IdNumber, &id)
+            },
+            &[E::IdNumberChecksum],
+        ),
+        (
+            "birth date checked before region and checksum",
+            |p| p.text(Field::IdNumber, "999999200813450000"),
+            &[E::IdNumberBirthdate],
+        ),
+        (
+            "empty",
+            |p| p.set(Field::IdNumber, V::Empty),
+            &[E::RequiredMissing],
+        ),
+    ];
+    check(TemplateKind::Members, NATIONAL, cases);
+}

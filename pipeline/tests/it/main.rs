@@ -1,0 +1,11 @@
+//! Integration tests of the pipeline: one binary, table-driven, real xlsx bytes.
+
+mod ages;
+mod dev_number;
+mod fields;
+mod helpers;
+mod identity;
+mod orgs;
+mod reading;
+mod reports;
+mod sample;

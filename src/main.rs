@@ -1,0 +1,262 @@
+//! `roster`: the command line of the bulk-import pipeline (SPEC §11).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use chrono::{FixedOffset, NaiveDate, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use pipeline::orgs::OrgTree;
+use pipeline::report;
+use pipeline::sample::{SampleOptions, generate};
+use pipeline::{Outcome, ReadLimits, ValidateOptions, validate_bytes};
+use schemas::TemplateKind;
+
+#[derive(Parser)]
+#[command(
+    name = "roster",
+    version,
+    about = "Bulk-import pipeline for member rosters (智慧团建)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Template {
+    /// A. 导入下级团支部团员团干部
+    Members,
+    /// B. 导入本级团干部
+    Cadres,
+}
+
+impl From<Template> for TemplateKind {
+    fn from(t: Template) -> TemplateKind {
+        match t {
+            Template::Members => TemplateKind::Members,
+            Template::Cadres => TemplateKind::Cadres,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a roster offline against an org file and write the reports.
+    Validate {
+        /// The roster (xlsx, xlsm, xlsb, xls or ods).
+        file: PathBuf,
+        /// The org file (CSV or xlsx, SPEC §2).
+        #[arg(long, env = "ROSTER_ORGS")]
+        orgs: PathBuf,
+        /// Full name of the uploading organisation.
+        #[arg(long)]
+        uploader: String,
+        #[arg(long, value_enum, default_value = "members")]
+        template: Template,
+        /// Folder receiving the reports.
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// Read this sheet instead of the first visible one.
+        #[arg(long)]
+        sheet: Option<String>,
+        /// Data rows accepted at most.
+        #[arg(long, env = "ROSTER_MAX_ROWS", default_value_t = 1_048_576)]
+        max_rows: usize,
+        /// The upload date (default: today in China).
+        #[arg(long, env = "ROSTER_AS_OF")]
+        as_of: Option<NaiveDate>,
+    },
+    /// Generate a synthetic roster and its org file.
+    Sample {
+        #[arg(long)]
+        rows: usize,
+        /// The roster to write (xlsx).
+        #[arg(long)]
+        out: PathBuf,
+        /// Where to write the org file (CSV).
+        #[arg(long)]
+        orgs_out: Option<PathBuf>,
+        /// Share of rows with one injected mistake.
+        #[arg(long, default_value_t = 0.02)]
+        error_rate: f64,
+        #[arg(long, value_enum, default_value = "members")]
+        template: Template,
+        #[arg(long, default_value_t = 2017)]
+        seed: u64,
+        /// The upload date the sample is planned for (default: today in China).
+        #[arg(long, env = "ROSTER_AS_OF")]
+        as_of: Option<NaiveDate>,
+    },
+}
+
+fn today_in_china() -> NaiveDate {
+    let east8 = FixedOffset::east_opt(8 * 3600).expect("valid offset");
+    Utc::now().with_timezone(&east8).date_naive()
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("错误：{e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Validate {
+            file,
+            orgs,
+            uploader,
+            template,
+            out,
+            sheet,
+            max_rows,
+            as_of,
+        } => {
+            let opts = ValidateOptions {
+                template: template.into(),
+                as_of: as_of.unwrap_or_else(today_in_china),
+                limits: ReadLimits {
+                    max_rows,
+                    ..ReadLimits::default()
+                },
+                sheet,
+            };
+            validate_command(&file, &orgs, &uploader, &opts, &out)
+        }
+        Command::Sample {
+            rows,
+            out,
+            orgs_out,
+            error_rate,
+            template,
+            seed,
+            as_of,
+        } => {
+            if !(0.0..=1.0).contains(&error_rate) {
+                bail!("--error-rate must be between 0 and 1");
+            }
+            let progress = Progress::start("生成样例");
+            let sample = generate(
+                &SampleOptions {
+                    rows,
+                    template: template.into(),
+                    error_rate,
+                    seed,
+                    as_of: as_of.unwrap_or_else(today_in_china),
+                },
+                &out,
+            )
+            .with_context(|| format!("writing {}", out.display()))?;
+            progress.finish();
+            let orgs_path = orgs_out.unwrap_or_else(|| out.with_extension("orgs.csv"));
+            std::fs::write(&orgs_path, &sample.orgs_csv)
+                .with_context(|| format!("writing {}", orgs_path.display()))?;
+            println!(
+                "{}: {} rows ({} injected findings); orgs: {}; uploader: {}",
+                out.display(),
+                sample.rows,
+                sample.expected.len(),
+                orgs_path.display(),
+                sample.uploader
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn validate_command(
+    file: &Path,
+    orgs: &Path,
+    uploader: &str,
+    opts: &ValidateOptions,
+    out: &Path,
+) -> Result<ExitCode> {
+    let org_bytes =
+        std::fs::read(orgs).with_context(|| format!("reading org file {}", orgs.display()))?;
+    let tree = OrgTree::parse(&org_bytes)?;
+    let Some(resolver) = tree.resolver(uploader) else {
+        bail!("上传组织“{uploader}”不在组织文件中");
+    };
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let progress = Progress::start("读取并校验");
+    let outcome = validate_bytes(&bytes, opts, &resolver)?;
+    progress.set("生成报告");
+    let code = match &outcome {
+        Outcome::Rejected(rejection) => {
+            report::write_rejected(opts.template, rejection, out)?;
+            progress.finish();
+            println!(
+                "文件被拒绝 [{}]：{}\n报告：{}",
+                rejection.code,
+                rejection.message,
+                out.display()
+            );
+            ExitCode::from(2)
+        }
+        Outcome::Accepted(v) => {
+            let set = report::write_reports(v, out)?;
+            progress.finish();
+            let c = v.counts()?;
+            println!(
+                "共 {} 行：可导入 {} 行，有错误 {} 行，有提示 {} 行\n报告（{} 个文件）：{}",
+                c.total,
+                c.valid,
+                c.with_errors,
+                c.with_warnings,
+                set.files.len(),
+                out.display()
+            );
+            for w in &v.warnings {
+                println!("提示：{w}");
+            }
+            if c.with_errors > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+    };
+    Ok(code)
+}
+
+/// A spinner on stderr when it is a terminal; silent otherwise.
+struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    fn start(msg: &'static str) -> Progress {
+        if !std::io::stderr().is_terminal() {
+            return Progress(None);
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar.set_message(msg);
+        Progress(Some(bar))
+    }
+
+    fn set(&self, msg: &'static str) {
+        if let Some(b) = &self.0 {
+            b.set_message(msg);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}
