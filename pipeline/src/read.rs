@@ -115,40 +115,18 @@ fn read_inner(
     let format = sniff(bytes, limits)?;
     let cursor = Cursor::new(bytes);
     let (declared, max_rows) = (declared, limits.max_rows);
-    let sheet_error = |e: &dyn std::fmt::Display| unreadable(format!("工作表无法读取（{e}）"));
-    let cell_error = |e: &dyn std::fmt::Display| unreadable(format!("工作表内容损坏（{e}）"));
     // Each arm owns its workbook: the sink borrows shared strings from it.
     match format {
         Format::Xlsx => {
             let mut wb: Xlsx<_> = open_workbook_from_rs(cursor).map_err(open_error_xlsx)?;
-            let is_1904 = wb.has_1904_epoch();
-            let name = pick_sheet(wb.sheets_metadata(), sheet)?;
-            let mut cells = wb
-                .worksheet_cells_reader(&name)
-                .map_err(|e| sheet_error(&e))?;
-            let mut sink = Sink::new(declared, max_rows, is_1904);
-            while let Some(cell) = cells.next_cell().map_err(|e| cell_error(&e))? {
-                let (r, c) = cell.get_position();
-                sink.push(r, c, CellText::from_ref(cell.get_value()))?;
-            }
-            sink.finish(name.clone())
+            stream_cells!(wb, sheet, declared, max_rows)
         }
         Format::Xlsb => {
             let mut wb: Xlsb<_> = open_workbook_from_rs(cursor).map_err(|e| match e {
                 calamine::XlsbError::Password => password(),
                 e => unreadable(format!("xlsb 文件已损坏（{e}）")),
             })?;
-            let is_1904 = wb.has_1904_epoch();
-            let name = pick_sheet(wb.sheets_metadata(), sheet)?;
-            let mut cells = wb
-                .worksheet_cells_reader(&name)
-                .map_err(|e| sheet_error(&e))?;
-            let mut sink = Sink::new(declared, max_rows, is_1904);
-            while let Some(cell) = cells.next_cell().map_err(|e| cell_error(&e))? {
-                let (r, c) = cell.get_position();
-                sink.push(r, c, CellText::from_ref(cell.get_value()))?;
-            }
-            sink.finish(name.clone())
+            stream_cells!(wb, sheet, declared, max_rows)
         }
         Format::Xls => {
             let mut wb: Xls<_> = open_workbook_from_rs(cursor).map_err(|e| match e {
@@ -157,7 +135,7 @@ fn read_inner(
             })?;
             let is_1904 = wb.has_1904_epoch();
             let name = pick_sheet(wb.sheets_metadata(), sheet)?;
-            let range = wb.worksheet_range(&name).map_err(|e| sheet_error(&e))?;
+            let range = wb.worksheet_range(&name).map_err(sheet_error)?;
             let mut sink = Sink::new(declared, max_rows, is_1904);
             feed_range(&mut sink, &range)?;
             sink.finish(name)
@@ -168,13 +146,37 @@ fn read_inner(
                 e => unreadable(format!("ods 文件已损坏（{e}）")),
             })?;
             let name = pick_sheet(wb.sheets_metadata(), sheet)?;
-            let range = wb.worksheet_range(&name).map_err(|e| sheet_error(&e))?;
+            let range = wb.worksheet_range(&name).map_err(sheet_error)?;
             let mut sink = Sink::new(declared, max_rows, false);
             feed_range(&mut sink, &range)?;
             sink.finish(name)
         }
     }
 }
+
+fn sheet_error(e: impl std::fmt::Display) -> Rejection {
+    unreadable(format!("工作表无法读取（{e}）"))
+}
+
+/// Streams a sheet of a workbook that has a cell reader (xlsx, xlsb) into a [`Sink`]:
+/// the two readers share no trait, so the loop is written once here.
+macro_rules! stream_cells {
+    ($wb:ident, $sheet:expr, $declared:expr, $max_rows:expr) => {{
+        let is_1904 = $wb.has_1904_epoch();
+        let name = pick_sheet($wb.sheets_metadata(), $sheet)?;
+        let mut cells = $wb.worksheet_cells_reader(&name).map_err(sheet_error)?;
+        let mut sink = Sink::new($declared, $max_rows, is_1904);
+        while let Some(cell) = cells
+            .next_cell()
+            .map_err(|e| unreadable(format!("工作表内容损坏（{e}）")))?
+        {
+            let (r, c) = cell.get_position();
+            sink.push(r, c, CellText::from_ref(cell.get_value()))?;
+        }
+        sink.finish(name.clone())
+    }};
+}
+use stream_cells;
 
 fn password() -> Rejection {
     unreadable("文件设置了打开密码，请取消密码后重新上传")

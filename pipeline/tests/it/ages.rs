@@ -125,9 +125,7 @@ fn join_age_edges() {
         (
             "invalid ID: no age error",
             |p| {
-                let mut id = p.id();
-                let last = id.pop().unwrap();
-                id.push(if last == '1' { '2' } else { '1' });
+                let id = p.id_bad_check();
                 p.joined("2010-01").text(Field::IdNumber, &id)
             },
             &[E::IdNumberChecksum],

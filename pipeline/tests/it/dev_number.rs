@@ -174,34 +174,15 @@ fn dev_number_edges() {
 
 /// Runs the cases with rows `a` and `b` (0-based) carrying the same ID number.
 fn check_with_same_id(cases: &[Case], a: usize, b: usize) {
-    let people: Vec<Person> = cases
-        .iter()
-        .enumerate()
-        .map(|(i, (_, build, _))| build(Person::new(i + 1)))
-        .collect();
-    let shared = people[a].id();
-    let mut rows: Vec<_> = people
-        .iter()
-        .map(|p| p.cells(TemplateKind::Members))
-        .collect();
-    rows[b].insert(Field::IdNumber, V::S(shared));
-    let bytes = workbook(TemplateKind::Members, &[], None, &rows, false);
-    let v = validate(&bytes, TemplateKind::Members, NATIONAL);
-    let found = findings(&v);
-    let mut failures = Vec::new();
-    for (i, (name, _, want)) in cases.iter().enumerate() {
-        let mut got: Vec<E> = found
-            .get(&(2 + i as u32))
-            .map(|f| f.iter().map(|x| x.0).collect())
-            .unwrap_or_default();
-        got.sort();
-        let mut want = want.to_vec();
-        want.sort();
-        if got != want {
-            failures.push(format!("{name}: want {want:?}, got {got:?}"));
-        }
-    }
-    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    let found = run_cases(
+        TemplateKind::Members,
+        NATIONAL,
+        cases,
+        |_| true,
+        |people, rows| {
+            rows[b].insert(Field::IdNumber, V::S(people[a].id()));
+        },
+    );
     // Messages say what the registry says.
     let msg = |row: u32, code: E| {
         found[&row]

@@ -142,6 +142,19 @@ impl Person {
     pub fn id(&self) -> String {
         id_for(&self.region, self.birth, self.seq)
     }
+    /// This person's ID with another (possibly impossible) birth date `yyyymmdd`,
+    /// with a correct check character.
+    pub fn id_born(&self, yyyymmdd: &str) -> String {
+        let first17 = format!("{}{yyyymmdd}{:03}", self.region, self.seq % 1000);
+        format!("{first17}{}", id_check_char(&first17))
+    }
+    /// This person's ID with a wrong check character.
+    pub fn id_bad_check(&self) -> String {
+        let mut id = self.id();
+        let last = id.pop().unwrap();
+        id.push(if last == '1' { '2' } else { '1' });
+        id
+    }
     /// A development number consistent with the join year and the branch's province.
     pub fn auto_dev(&self) -> String {
         let year: String = self
@@ -349,12 +362,29 @@ pub fn check_filtered(
     cases: &[Case],
     keep: fn(ErrorCode) -> bool,
 ) {
+    run_cases(template, uploader, cases, keep, |_, _| {});
+}
+
+/// Findings by Excel row.
+pub type Findings = BTreeMap<u32, Vec<(ErrorCode, String, String)>>;
+
+/// Builds one row per case, lets `adjust` edit the rows (cases that involve several
+/// rows), validates, asserts each row's codes (those `keep` selects) and returns all
+/// findings for further checks.
+pub fn run_cases(
+    template: TemplateKind,
+    uploader: &str,
+    cases: &[Case],
+    keep: fn(ErrorCode) -> bool,
+    adjust: impl FnOnce(&[Person], &mut Vec<BTreeMap<Field, V>>),
+) -> Findings {
     let people: Vec<Person> = cases
         .iter()
         .enumerate()
         .map(|(i, (_, build, _))| build(Person::new(i + 1)))
         .collect();
-    let rows: Vec<_> = people.iter().map(|p| p.cells(template)).collect();
+    let mut rows: Vec<_> = people.iter().map(|p| p.cells(template)).collect();
+    adjust(&people, &mut rows);
     let bytes = workbook(template, &[], None, &rows, false);
     let v = validate(&bytes, template, uploader);
     let found = findings(&v);
@@ -376,6 +406,7 @@ pub fn check_filtered(
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    found
 }
 
 pub fn column_str(df: &DataFrame, name: &str) -> Vec<Option<String>> {

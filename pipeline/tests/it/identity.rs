@@ -152,12 +152,7 @@ fn identity_edges() {
         (
             "February 29 of a common year",
             |p| {
-                let id = p.id();
-                let first17 = format!("{}20070229{}", &id[..6], &id[14..17]);
-                let id = format!(
-                    "{first17}{}",
-                    pipeline::rules::identity::id_check_char(&first17)
-                );
+                let id = p.id_born("20070229");
                 p.text(Field::IdNumber, &id)
             },
             &[E::IdNumberBirthdate],
@@ -165,43 +160,24 @@ fn identity_edges() {
         (
             "born before 1900",
             |p| {
-                let first17 = "44030518991231001";
-                p.text(
-                    Field::IdNumber,
-                    &format!(
-                        "{first17}{}",
-                        pipeline::rules::identity::id_check_char(first17)
-                    ),
-                )
+                let id = p.id_born("18991231");
+                p.text(Field::IdNumber, &id)
             },
             &[E::IdNumberBirthdate],
         ),
         (
             "born tomorrow",
             |p| {
-                let first17 = "44030520261122001";
-                p.text(
-                    Field::IdNumber,
-                    &format!(
-                        "{first17}{}",
-                        pipeline::rules::identity::id_check_char(first17)
-                    ),
-                )
+                let id = p.id_born("20261122");
+                p.text(Field::IdNumber, &id)
             },
             &[E::IdNumberBirthdate],
         ),
         (
             "born today is not in the future",
             |p| {
-                let first17 = "44030520261121001";
-                p.text(
-                    Field::IdNumber,
-                    &format!(
-                        "{first17}{}",
-                        pipeline::rules::identity::id_check_char(first17)
-                    ),
-                )
-                .joined("2026-11")
+                let id = p.id_born("20261121");
+                p.text(Field::IdNumber, &id).joined("2026-11")
             },
             &[E::JoinAgeTooYoung],
         ),
@@ -217,9 +193,7 @@ fn identity_edges() {
         (
             "wrong check character",
             |p| {
-                let mut id = p.id();
-                let last = id.pop().unwrap();
-                id.push(if last == '1' { '2' } else { '1' });
+                let id = p.id_bad_check();
                 p.text(Field::IdNumber, &id)
             },
             &[E::IdNumberChecksum],

@@ -78,12 +78,9 @@ fn fixture() -> Fixture {
             .clone()
             .text(Field::Ethnicity, "火星族")
             .text(Field::Workplace, "=1+1"),
-        clean[3].clone().text(Field::IdNumber, &{
-            let mut id = clean[3].id();
-            let last = id.pop().unwrap();
-            id.push(if last == '1' { '2' } else { '1' });
-            id
-        }),
+        clean[3]
+            .clone()
+            .text(Field::IdNumber, &clean[3].id_bad_check()),
         clean[4]
             .clone()
             .text(Field::Ethnicity, "汉")
