@@ -679,10 +679,11 @@ pub fn generate(opts: &SampleOptions, xlsx_path: &std::path::Path) -> Result<Sam
             if g.rng.bool() {
                 set(
                     Field::Workplace,
-                    Cell::Text(format!(
-                        "{}学校",
-                        &tree.committees[i % tree.committees.len()].trim_end_matches("团委")
-                    )),
+                    Cell::Text(
+                        tree.committees[i % tree.committees.len()]
+                            .trim_end_matches("团委")
+                            .to_string(),
+                    ),
                 );
             }
             if g.rng.u8(0..4) == 0 {
