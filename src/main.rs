@@ -3,6 +3,8 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -137,6 +139,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     ..ReadLimits::default()
                 },
                 sheet,
+                progress: Some(Arc::new(AtomicUsize::new(0))),
             };
             validate_command(&file, &orgs, &uploader, &opts, &out)
         }
@@ -195,8 +198,23 @@ fn validate_command(
         bail!("上传组织“{uploader}”不在组织文件中");
     };
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let progress = Progress::start("读取并校验");
-    let outcome = validate_bytes(&bytes, opts, &resolver)?;
+    let progress = Progress::start("读取");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let outcome = std::thread::scope(|s| {
+        if let (Some(bar), Some(rows)) = (&progress.0, &opts.progress) {
+            let done = &done;
+            s.spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    let n = rows.load(Ordering::Relaxed);
+                    bar.set_message(format!("读取并校验：已读 {n} 行"));
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            });
+        }
+        let outcome = validate_bytes(&bytes, opts, &resolver);
+        done.store(true, Ordering::Relaxed);
+        outcome
+    })?;
     progress.set("生成报告");
     let code = match &outcome {
         Outcome::Rejected(rejection) => {

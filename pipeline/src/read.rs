@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::io::{Cursor, Read, Seek};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use calamine::{
     Data, DataRef, Ods, Reader, SheetType, SheetVisible, Xls, Xlsb, Xlsx, XlsxError,
@@ -88,9 +89,10 @@ pub fn read_roster(
     declared: TemplateKind,
     sheet: Option<&str>,
     limits: &ReadLimits,
+    progress: Option<&AtomicUsize>,
 ) -> Result<RawRoster, Rejection> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        read_inner(bytes, declared, sheet, limits)
+        read_inner(bytes, declared, sheet, limits, progress)
     })) {
         Ok(result) => result,
         Err(_) => Err(unreadable("文件结构异常，解析器无法处理（可能已损坏）")),
@@ -102,6 +104,7 @@ fn read_inner(
     declared: TemplateKind,
     sheet: Option<&str>,
     limits: &ReadLimits,
+    progress: Option<&AtomicUsize>,
 ) -> Result<RawRoster, Rejection> {
     if bytes.is_empty() {
         return Err(unreadable("文件为空（0 字节）"));
@@ -114,19 +117,19 @@ fn read_inner(
     }
     let format = sniff(bytes, limits)?;
     let cursor = Cursor::new(bytes);
-    let (declared, max_rows) = (declared, limits.max_rows);
+    let max_rows = limits.max_rows;
     // Each arm owns its workbook: the sink borrows shared strings from it.
     match format {
         Format::Xlsx => {
             let mut wb: Xlsx<_> = open_workbook_from_rs(cursor).map_err(open_error_xlsx)?;
-            stream_cells!(wb, sheet, declared, max_rows)
+            stream_cells!(wb, sheet, declared, max_rows, progress)
         }
         Format::Xlsb => {
             let mut wb: Xlsb<_> = open_workbook_from_rs(cursor).map_err(|e| match e {
                 calamine::XlsbError::Password => password(),
                 e => unreadable(format!("xlsb 文件已损坏（{e}）")),
             })?;
-            stream_cells!(wb, sheet, declared, max_rows)
+            stream_cells!(wb, sheet, declared, max_rows, progress)
         }
         Format::Xls => {
             let mut wb: Xls<_> = open_workbook_from_rs(cursor).map_err(|e| match e {
@@ -136,7 +139,7 @@ fn read_inner(
             let is_1904 = wb.has_1904_epoch();
             let name = pick_sheet(wb.sheets_metadata(), sheet)?;
             let range = wb.worksheet_range(&name).map_err(sheet_error)?;
-            let mut sink = Sink::new(declared, max_rows, is_1904);
+            let mut sink = Sink::new(declared, max_rows, is_1904, progress);
             feed_range(&mut sink, &range)?;
             sink.finish(name)
         }
@@ -147,7 +150,7 @@ fn read_inner(
             })?;
             let name = pick_sheet(wb.sheets_metadata(), sheet)?;
             let range = wb.worksheet_range(&name).map_err(sheet_error)?;
-            let mut sink = Sink::new(declared, max_rows, false);
+            let mut sink = Sink::new(declared, max_rows, false, progress);
             feed_range(&mut sink, &range)?;
             sink.finish(name)
         }
@@ -161,11 +164,11 @@ fn sheet_error(e: impl std::fmt::Display) -> Rejection {
 /// Streams a sheet of a workbook that has a cell reader (xlsx, xlsb) into a [`Sink`]:
 /// the two readers share no trait, so the loop is written once here.
 macro_rules! stream_cells {
-    ($wb:ident, $sheet:expr, $declared:expr, $max_rows:expr) => {{
+    ($wb:ident, $sheet:expr, $declared:expr, $max_rows:expr, $progress:expr) => {{
         let is_1904 = $wb.has_1904_epoch();
         let name = pick_sheet($wb.sheets_metadata(), $sheet)?;
         let mut cells = $wb.worksheet_cells_reader(&name).map_err(sheet_error)?;
-        let mut sink = Sink::new($declared, $max_rows, is_1904);
+        let mut sink = Sink::new($declared, $max_rows, is_1904, $progress);
         while let Some(cell) = cells
             .next_cell()
             .map_err(|e| unreadable(format!("工作表内容损坏（{e}）")))?
@@ -469,6 +472,8 @@ struct Collecting {
 /// Receives cells in row order and builds the columns; buffers the first rows until the
 /// header is found.
 struct Sink<'a> {
+    /// Data rows read so far, for a progress display.
+    progress: Option<&'a AtomicUsize>,
     declared: TemplateKind,
     max_rows: usize,
     is_1904: bool,
@@ -480,8 +485,14 @@ struct Sink<'a> {
 }
 
 impl<'a> Sink<'a> {
-    fn new(declared: TemplateKind, max_rows: usize, is_1904: bool) -> Self {
+    fn new(
+        declared: TemplateKind,
+        max_rows: usize,
+        is_1904: bool,
+        progress: Option<&'a AtomicUsize>,
+    ) -> Self {
         Sink {
+            progress,
             declared,
             max_rows,
             is_1904,
@@ -515,7 +526,13 @@ impl<'a> Sink<'a> {
             return Ok(());
         }
         if let Some(c) = self.collecting.as_mut() {
-            c.add_row(row, cells, self.is_1904, self.max_rows)
+            c.add_row(row, cells, self.is_1904, self.max_rows)?;
+            if let Some(p) = self.progress
+                && c.rows.len() % 4096 == 0
+            {
+                p.store(c.rows.len(), Ordering::Relaxed);
+            }
+            Ok(())
         } else {
             self.buffered.push((
                 row,

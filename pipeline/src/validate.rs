@@ -3,6 +3,8 @@
 //! verdicts plus a table of findings. One bad row never aborts the file.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use chrono::NaiveDate;
 use polars::prelude::*;
@@ -42,6 +44,8 @@ pub struct ValidateOptions {
     pub limits: ReadLimits,
     /// Read this sheet instead of the first visible one.
     pub sheet: Option<String>,
+    /// Rows read so far, updated while reading (for progress displays).
+    pub progress: Option<Arc<AtomicUsize>>,
 }
 
 /// A file's verdict.
@@ -125,7 +129,13 @@ pub fn validate_bytes(
     opts: &ValidateOptions,
     orgs: &dyn OrgResolver,
 ) -> Result<Outcome, PipelineError> {
-    let raw = match read_roster(bytes, opts.template, opts.sheet.as_deref(), &opts.limits) {
+    let raw = match read_roster(
+        bytes,
+        opts.template,
+        opts.sheet.as_deref(),
+        &opts.limits,
+        opts.progress.as_deref(),
+    ) {
         Ok(raw) => raw,
         Err(rejection) => return Ok(Outcome::Rejected(rejection)),
     };

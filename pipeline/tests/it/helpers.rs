@@ -316,6 +316,7 @@ pub fn options(template: TemplateKind) -> ValidateOptions {
         as_of: as_of(),
         limits: ReadLimits::default(),
         sheet: None,
+        progress: None,
     }
 }
 
