@@ -622,7 +622,9 @@ pub fn generate(opts: &SampleOptions, xlsx_path: &std::path::Path) -> Result<Sam
                 }
             }
             Some(Mistake::IdAsNumber) => {
-                id_cell = Some(Cell::Number(id.parse::<f64>().expect("digits")))
+                // What Excel keeps of the number typed in (an X cannot be typed as one).
+                let digits = id.replace('X', "0");
+                id_cell = Some(Cell::Number(digits.parse::<f64>().expect("18 digits")))
             }
             Some(Mistake::IdFormat) => id.truncate(17),
             Some(Mistake::IdLegacy) => {

@@ -86,3 +86,13 @@ fn every_offline_row_code_is_reachable() {
         .collect();
     assert!(missing.is_empty(), "never produced: {missing:?}");
 }
+
+/// Nearly every row with a mistake, every kind about fifty times: generator and
+/// validator must still agree exactly (rare combinations, such as an ID ending in X
+/// typed as a number, show up here).
+#[test]
+fn a_dense_sample_yields_exactly_the_injected_mistakes() {
+    let (want, got) = run(TemplateKind::Members, 1500, 0.9, 99);
+    assert!(want.len() > 1300);
+    assert_eq!(want, got, "{}", diff(&want, &got));
+}
