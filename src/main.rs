@@ -152,6 +152,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             seed,
             as_of,
         } => {
+            if rows == 0 || rows >= pipeline::sample::EXCEL_ROWS {
+                bail!(
+                    "--rows must be between 1 and {}",
+                    pipeline::sample::EXCEL_ROWS - 1
+                );
+            }
             if !(0.0..=1.0).contains(&error_rate) {
                 bail!("--error-rate must be between 0 and 1");
             }

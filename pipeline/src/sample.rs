@@ -490,7 +490,11 @@ impl Gen<'_> {
     }
 }
 
+/// Rows of an Excel sheet.
+pub const EXCEL_ROWS: usize = 1_048_576;
+
 /// Generates a roster into `xlsx_path` and returns the org file and what it must produce.
+/// At most 1,048,575 rows (one sheet, below its header).
 pub fn generate(opts: &SampleOptions, xlsx_path: &std::path::Path) -> Result<Sample, XlsxError> {
     // At least 20 branches: small samples share one org tree (and one org file).
     let tree = build_tree(opts.rows.div_ceil(17).max(20));
@@ -522,9 +526,16 @@ pub fn generate(opts: &SampleOptions, xlsx_path: &std::path::Path) -> Result<Sam
     let ws = wb.add_worksheet_with_constant_memory()?;
     ws.set_name(template.title)?;
     let date_format = Format::new().set_num_format("yyyy-mm-dd");
-    let title_rows = 2u32;
-    ws.write_string(0, 0, template.title)?;
-    ws.write_string(1, 0, "说明：带*的列为必填项；身份证号码请设置为文本格式")?;
+    // Two title rows above the header, as the registry's template has, when the sheet
+    // has room: a sheet holds 1,048,576 rows in all.
+    let title_rows = (EXCEL_ROWS - 1).saturating_sub(opts.rows).min(2) as u32;
+    let titles = [
+        template.title,
+        "说明：带*的列为必填项；身份证号码请设置为文本格式",
+    ];
+    for (i, t) in titles.iter().take(title_rows as usize).enumerate() {
+        ws.write_string(i as u32, 0, *t)?;
+    }
     for (i, c) in template.columns.iter().enumerate() {
         let star = if c.requirement == schemas::Requirement::Required {
             "*"
