@@ -273,6 +273,19 @@ fn too_many_rows_is_file_too_large() {
         outcome(&ok, TemplateKind::Members, limits),
         Outcome::Accepted(_)
     ));
+    // A zip whose entries declare more than the decompressed limit is refused before
+    // any parser inflates it.
+    let inflated = ReadLimits {
+        max_uncompressed_bytes: 4096,
+        ..ReadLimits::default()
+    };
+    match outcome(&ok, TemplateKind::Members, inflated) {
+        Outcome::Rejected(r) => {
+            assert_eq!(r.code, E::FileTooLarge);
+            assert!(r.message.contains("解压"), "{}", r.message);
+        }
+        Outcome::Accepted(_) => panic!("accepted"),
+    }
     let small = ReadLimits {
         max_file_bytes: 100,
         ..ReadLimits::default()
