@@ -16,6 +16,11 @@ use pipeline::sample::{SampleOptions, generate};
 use pipeline::{Outcome, ReadLimits, ValidateOptions, validate_bytes};
 use schemas::TemplateKind;
 
+// polars allocates from many threads; glibc's arenas fragment under that load (see the
+// peak memory of a 1M-row validation in BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "roster",

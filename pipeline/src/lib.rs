@@ -36,6 +36,15 @@ pub enum PipelineError {
     Json(#[from] serde_json::Error),
 }
 
+/// Peak resident memory of this process so far in MiB (Linux; `None` elsewhere), logged
+/// at stage boundaries.
+pub fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
 /// A left join that keeps the left frame's row order (window rules depend on file order).
 pub fn left_join() -> polars::prelude::JoinArgs {
     use polars::prelude::{JoinArgs, JoinType, MaintainOrderJoin};

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
+use rayon::prelude::*;
 use rust_xlsxwriter::{Color, Format, FormatBorder, Note, Workbook, Worksheet};
 use schemas::{ErrorCode, Field, Template, TemplateKind};
 use serde::Serialize;
@@ -169,11 +170,15 @@ pub fn write_reports(v: &Validation, out: &Path) -> Result<ReportSet, PipelineEr
     for r in &issues {
         by_org.entry(r.report_org.as_str()).or_default().push(r);
     }
-    for (org, rows) in &by_org {
-        let name = org_file_name(org);
-        write_error_workbook(&staging.path(&name), template, rows)?;
-        files.push(name);
-    }
+    // Workbooks are independent: one per organisation, written in parallel.
+    let written: Vec<String> = by_org
+        .par_iter()
+        .map(|(org, rows)| {
+            let name = org_file_name(org);
+            write_error_workbook(&staging.path(&name), template, rows).map(|()| name)
+        })
+        .collect::<Result<_, PipelineError>>()?;
+    files.extend(written);
 
     let escalated: Vec<&IssueRow> = issues
         .iter()

@@ -158,7 +158,9 @@ pub fn validate(
         uploader_province: orgs.uploader_province().map(str::to_string),
     };
     let uploader = orgs.uploader_name().to_string();
+    tracing::info!(peak_rss_mib = crate::peak_rss_mib(), "read");
     let normalised = crate::normalise::normalise(raw.frame.lazy(), template).collect()?;
+    tracing::info!(peak_rss_mib = crate::peak_rss_mib(), "normalised");
 
     let mut lf = normalised.lazy();
     if ctx.is_members() {
@@ -216,6 +218,7 @@ pub fn validate(
         ])
         .sort([ROW], Default::default())
         .collect()?;
+    tracing::info!(peak_rss_mib = crate::peak_rss_mib(), "rules evaluated");
 
     let findings: Vec<LazyFrame> = rules
         .iter()
