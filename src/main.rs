@@ -76,6 +76,16 @@ enum Command {
         #[arg(long, env = "ROSTER_AS_OF")]
         as_of: Option<NaiveDate>,
     },
+    /// Apply the database migrations (idempotent).
+    Migrate {
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+    },
+    /// Organisation tree commands.
+    Orgs {
+        #[command(subcommand)]
+        command: OrgsCommand,
+    },
     /// Generate a synthetic roster and its org file.
     Sample {
         #[arg(long)]
@@ -97,6 +107,32 @@ enum Command {
         #[arg(long, env = "ROSTER_AS_OF")]
         as_of: Option<NaiveDate>,
     },
+}
+
+#[derive(Subcommand)]
+enum OrgsCommand {
+    /// Load or update the tree from an org file (CSV or xlsx); a bad file loads nothing.
+    Import {
+        file: PathBuf,
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+    },
+}
+
+/// Runs a database command on a small runtime of its own.
+fn with_db<T>(url: &str, f: impl AsyncFnOnce(sqlx::PgPool) -> Result<T>) -> Result<T> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect(url)
+            .await
+            .context("connecting to DATABASE_URL")?;
+        f(pool).await
+    })
 }
 
 fn today_in_china() -> NaiveDate {
@@ -147,6 +183,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 progress: Some(Arc::new(AtomicUsize::new(0))),
             };
             validate_command(&file, &orgs, &uploader, &opts, &out)
+        }
+        Command::Migrate { database_url } => with_db(&database_url, async |pool| {
+            pipeline::db::migrate(&pool).await?;
+            println!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Orgs {
+            command: OrgsCommand::Import { file, database_url },
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let tree = match OrgTree::parse(&bytes) {
+                Ok(tree) => tree,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            with_db(&database_url, async |pool| {
+                let done = pipeline::db::import_orgs(&pool, &tree).await?;
+                println!(
+                    "{} organisations: {} new, {} updated, {} secretary posts",
+                    tree.len(),
+                    done.inserted,
+                    done.updated,
+                    done.secretaries
+                );
+                Ok(ExitCode::SUCCESS)
+            })
         }
         Command::Sample {
             rows,

@@ -1,6 +1,7 @@
 //! The roster pipeline: read → normalise → validate → report. Pure: it takes bytes and
 //! paths and knows nothing of object storage, queues or databases.
 
+pub mod db;
 pub mod normalise;
 pub mod orgs;
 pub mod read;

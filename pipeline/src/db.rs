@@ -1,0 +1,197 @@
+//! The registry in PostgreSQL: migrations, and loading the organisation tree set-based
+//! (COPY into a staging table, then one statement per step, in one transaction).
+
+use sqlx::postgres::PgPool;
+use sqlx::{Connection, PgConnection};
+
+use crate::orgs::OrgTree;
+use crate::text::normalise_org;
+
+/// The migrations of `schemas/migrations`, compiled in.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../schemas/migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Applies pending migrations; running it again changes nothing.
+pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// One line of PostgreSQL's COPY text format.
+pub(crate) fn copy_line(out: &mut String, fields: &[Option<&str>]) {
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push('\t');
+        }
+        match f {
+            None => out.push_str("\\N"),
+            Some(v) => {
+                for c in v.chars() {
+                    match c {
+                        '\\' => out.push_str("\\\\"),
+                        '\t' => out.push_str("\\t"),
+                        '\n' => out.push_str("\\n"),
+                        '\r' => out.push_str("\\r"),
+                        c => out.push(c),
+                    }
+                }
+            }
+        }
+    }
+    out.push('\n');
+}
+
+/// What an org import changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrgImport {
+    pub inserted: u64,
+    pub updated: u64,
+    pub secretaries: u64,
+}
+
+/// Loads or updates the tree of an org file in one transaction: new organisations are
+/// added, existing ones (same normalised full name) updated, parents and the derived
+/// province and ancestor path recomputed. Secretaries named in the file are created as
+/// people (if new) holding the post 书记 in their organisation.
+#[tracing::instrument(skip_all, fields(orgs = tree.len()))]
+pub async fn import_orgs(pool: &PgPool, tree: &OrgTree) -> Result<OrgImport, DbError> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    sqlx::query(
+        "CREATE TEMP TABLE org_stage (
+            full_name text, name_key text, short_name text, category text,
+            parent_key text, own_province text, industry text, school_code text,
+            secretary_name text, secretary_id text, secretary_phone text
+        ) ON COMMIT DROP",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let mut data = String::new();
+    for o in tree.orgs() {
+        let parent_key = o.parent.map(|p| normalise_org(&tree.get(p).full_name));
+        let key = normalise_org(&o.full_name);
+        let own = o.parent.map_or(o.province.as_deref(), |p| {
+            (tree.get(p).province != o.province)
+                .then_some(o.province.as_deref())
+                .flatten()
+        });
+        copy_line(
+            &mut data,
+            &[
+                Some(&o.full_name),
+                Some(&key),
+                Some(&o.short_name),
+                Some(o.category.code()),
+                parent_key.as_deref(),
+                own,
+                o.industry.as_deref(),
+                o.school_code.as_deref(),
+                o.secretary.as_ref().map(|s| s.name.as_str()),
+                o.secretary.as_ref().map(|s| s.id_number.as_str()),
+                o.secretary.as_ref().and_then(|s| s.phone.as_deref()),
+            ],
+        );
+    }
+    copy_in(&mut tx, "COPY org_stage FROM STDIN", data.as_bytes()).await?;
+
+    let existing: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM orgs o JOIN org_stage s USING (name_key)")
+            .fetch_one(&mut *tx)
+            .await?;
+    let upserted = sqlx::query(
+        "INSERT INTO orgs (full_name, name_key, short_name, category, own_province, industry, school_code)
+         SELECT full_name, name_key, short_name, category, own_province, industry, school_code FROM org_stage
+         ON CONFLICT (name_key) DO UPDATE SET
+            full_name = EXCLUDED.full_name, short_name = EXCLUDED.short_name,
+            category = EXCLUDED.category, own_province = EXCLUDED.own_province,
+            industry = EXCLUDED.industry, school_code = EXCLUDED.school_code, updated_at = now()
+         WHERE (orgs.full_name, orgs.short_name, orgs.category, orgs.own_province, orgs.industry, orgs.school_code)
+               IS DISTINCT FROM
+               (EXCLUDED.full_name, EXCLUDED.short_name, EXCLUDED.category, EXCLUDED.own_province,
+                EXCLUDED.industry, EXCLUDED.school_code)",
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query(
+        "UPDATE orgs o SET parent_id = p.id, updated_at = now()
+         FROM org_stage s LEFT JOIN orgs p ON p.name_key = s.parent_key
+         WHERE o.name_key = s.name_key AND o.parent_id IS DISTINCT FROM p.id",
+    )
+    .execute(&mut *tx)
+    .await?;
+    // Provinces and ancestor paths of the whole tree, from the roots down.
+    sqlx::query(
+        "WITH RECURSIVE t AS (
+            SELECT id, ARRAY[id] AS path, own_province AS province FROM orgs WHERE parent_id IS NULL
+            UNION ALL
+            SELECT o.id, t.path || o.id, coalesce(o.own_province, t.province)
+            FROM orgs o JOIN t ON o.parent_id = t.id
+         )
+         UPDATE orgs SET path = t.path, province = t.province
+         FROM t WHERE orgs.id = t.id
+           AND (orgs.path IS DISTINCT FROM t.path OR orgs.province IS DISTINCT FROM t.province)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    // Secretaries (SPEC §2): a person with only these fields, so incomplete (§8).
+    sqlx::query(
+        "INSERT INTO people (id_number, name, phone)
+         SELECT DISTINCT ON (secretary_id) secretary_id, secretary_name, secretary_phone
+         FROM org_stage WHERE secretary_id IS NOT NULL
+         ON CONFLICT (id_number) DO NOTHING",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let secretaries = sqlx::query(
+        "INSERT INTO cadre_posts (id_number, org_id, duty)
+         SELECT s.secretary_id, o.id, '书记' FROM org_stage s JOIN orgs o USING (name_key)
+         WHERE s.secretary_id IS NOT NULL
+         ON CONFLICT (id_number, org_id) DO NOTHING",
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    let inserted = tree.len() as u64 - existing as u64;
+    Ok(OrgImport {
+        inserted,
+        updated: upserted - inserted,
+        secretaries,
+    })
+}
+
+/// Streams COPY data; the COPY is aborted if sending fails.
+pub(crate) async fn copy_in(
+    conn: &mut PgConnection,
+    statement: &str,
+    data: &[u8],
+) -> Result<u64, DbError> {
+    let mut copy = conn.copy_in_raw(statement).await?;
+    for chunk in data.chunks(1 << 20) {
+        if let Err(e) = copy.send(chunk).await {
+            copy.abort(e.to_string()).await?;
+            return Err(e.into());
+        }
+    }
+    Ok(copy.finish().await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_lines_escape_what_copy_text_needs() {
+        let mut s = String::new();
+        copy_line(&mut s, &[Some("a\tb"), None, Some("c\\d\ne")]);
+        assert_eq!(s, "a\\tb\t\\N\tc\\\\d\\ne\n");
+    }
+}
