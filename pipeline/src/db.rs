@@ -4,7 +4,7 @@
 use sqlx::postgres::PgPool;
 use sqlx::{Connection, PgConnection};
 
-use crate::orgs::OrgTree;
+use crate::orgs::{LookupError, OrgMatch, OrgResolver, OrgTree, Resolved};
 use crate::text::normalise_org;
 
 /// The migrations of `schemas/migrations`, compiled in.
@@ -182,6 +182,134 @@ pub(crate) async fn copy_in(
         }
     }
     Ok(copy.finish().await?)
+}
+
+/// Organisations and scope as the database has them, for one uploader: one query per
+/// file for every distinct name, whatever the number of rows.
+///
+/// [`OrgResolver::resolve`] blocks on the runtime the resolver was created in, so
+/// validation must run on a blocking thread (`tokio::task::spawn_blocking`).
+pub struct DbOrgs {
+    pool: PgPool,
+    handle: tokio::runtime::Handle,
+    uploader_id: i64,
+    uploader_name: String,
+    uploader_province: Option<String>,
+}
+
+/// key, full name, category, province, in the uploader's scope.
+type LookupRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<bool>,
+);
+
+/// Suggestions offered for an unknown name.
+const SUGGESTIONS: i64 = 3;
+
+impl DbOrgs {
+    /// The resolver of the organisation with this full name; `None` if there is none.
+    pub async fn for_uploader(pool: &PgPool, full_name: &str) -> Result<Option<DbOrgs>, DbError> {
+        let row: Option<(i64, String, Option<String>)> =
+            sqlx::query_as("SELECT id, full_name, province FROM orgs WHERE name_key = $1")
+                .bind(normalise_org(full_name))
+                .fetch_optional(pool)
+                .await?;
+        Ok(row.map(|(id, name, province)| DbOrgs {
+            pool: pool.clone(),
+            handle: tokio::runtime::Handle::current(),
+            uploader_id: id,
+            uploader_name: name,
+            uploader_province: province,
+        }))
+    }
+
+    pub fn uploader_id(&self) -> i64 {
+        self.uploader_id
+    }
+
+    async fn lookup(&self, keys: &[&str]) -> Result<Vec<Resolved>, sqlx::Error> {
+        let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        let found: Vec<LookupRow> = sqlx::query_as(
+            "SELECT k.key, o.full_name, o.category, o.province, $2 = ANY(o.path)
+                 FROM unnest($1::text[]) WITH ORDINALITY AS k(key, n)
+                 LEFT JOIN orgs o ON o.name_key = k.key
+                 ORDER BY k.n",
+        )
+        .bind(&keys)
+        .bind(self.uploader_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let unknown: Vec<String> = found
+            .iter()
+            .filter(|r| r.1.is_none())
+            .map(|r| r.0.clone())
+            .collect();
+        // Close names within the uploader's scope only: the org whose short name it is
+        // first, then by trigram similarity.
+        let close: Vec<(String, String)> = if unknown.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_as(
+                "SELECT k.key, s.full_name
+                 FROM unnest($1::text[]) AS k(key)
+                 CROSS JOIN LATERAL (
+                     SELECT o.full_name FROM orgs o
+                     WHERE $2 = ANY(o.path) AND (o.short_name = k.key OR o.name_key % k.key)
+                     ORDER BY (o.short_name = k.key) DESC, similarity(o.name_key, k.key) DESC, o.id
+                     LIMIT $3
+                 ) s",
+            )
+            .bind(&unknown)
+            .bind(self.uploader_id)
+            .bind(SUGGESTIONS)
+            .fetch_all(&self.pool)
+            .await?
+        };
+        let mut suggestions: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for (key, name) in close {
+            suggestions.entry(key).or_default().push(name);
+        }
+        found
+            .into_iter()
+            .map(
+                |(key, name, category, province, in_scope)| match (name, category) {
+                    (Some(full_name), Some(category)) => {
+                        let category = schemas::OrgCategory::parse(&category).ok_or_else(|| {
+                            sqlx::Error::Protocol(format!(
+                                "unknown organisation category {category}"
+                            ))
+                        })?;
+                        Ok(Ok(OrgMatch {
+                            full_name,
+                            category,
+                            province,
+                            in_scope: in_scope.unwrap_or(false),
+                        }))
+                    }
+                    _ => Ok(Err(suggestions.remove(&key).unwrap_or_default())),
+                },
+            )
+            .collect()
+    }
+}
+
+impl OrgResolver for DbOrgs {
+    fn uploader_name(&self) -> &str {
+        &self.uploader_name
+    }
+
+    fn uploader_province(&self) -> Option<&str> {
+        self.uploader_province.as_deref()
+    }
+
+    fn resolve(&self, keys: &[&str]) -> Result<Vec<Resolved>, LookupError> {
+        self.handle
+            .block_on(self.lookup(keys))
+            .map_err(|e| LookupError(e.to_string()))
+    }
 }
 
 #[cfg(test)]

@@ -35,6 +35,8 @@ pub enum PipelineError {
     Io(#[from] std::io::Error),
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Lookup(#[from] orgs::LookupError),
 }
 
 /// Peak resident memory of this process so far in MiB (Linux; `None` elsewhere), logged

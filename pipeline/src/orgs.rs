@@ -38,6 +38,14 @@ pub struct OrgFileError {
     pub problems: Vec<String>,
 }
 
+/// The answer for one name: the organisation, or close full names to suggest.
+pub type Resolved = Result<OrgMatch, Vec<String>>;
+
+/// The organisation directory could not be asked.
+#[derive(Debug, thiserror::Error)]
+#[error("organisation lookup failed: {0}")]
+pub struct LookupError(pub String);
+
 /// What validation needs to know about the organisation a row names.
 #[derive(Debug, Clone)]
 pub struct OrgMatch {
@@ -55,7 +63,8 @@ pub trait OrgResolver: Sync {
     /// The uploader's province code.
     fn uploader_province(&self) -> Option<&str>;
     /// For each normalised name: the organisation, or suggestions of close full names.
-    fn resolve(&self, keys: &[&str]) -> Vec<Result<OrgMatch, Vec<String>>>;
+    /// `Err` when the directory itself could not be asked (worth retrying).
+    fn resolve(&self, keys: &[&str]) -> Result<Vec<Resolved>, LookupError>;
 }
 
 /// The whole tree, loaded from an org file.
@@ -434,10 +443,11 @@ impl OrgResolver for TreeResolver<'_> {
         self.tree.orgs[self.uploader].province.as_deref()
     }
 
-    fn resolve(&self, keys: &[&str]) -> Vec<Result<OrgMatch, Vec<String>>> {
+    fn resolve(&self, keys: &[&str]) -> Result<Vec<Resolved>, LookupError> {
         let tree = self.tree;
         let mut index: Option<SuggestIndex> = None;
-        keys.iter()
+        Ok(keys
+            .iter()
             .map(|key| match tree.by_key.get(*key) {
                 Some(&i) => {
                     let o = &tree.orgs[i];
@@ -480,7 +490,7 @@ impl OrgResolver for TreeResolver<'_> {
                     Err(self.suggest(key, index))
                 }
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -506,7 +516,9 @@ mod tests {
         assert_eq!(t.get(b).province.as_deref(), Some("44"));
         assert!(t.is_within(b, t.find("共青团广东省委员会").unwrap()));
         let r = t.resolver("某中学团委").unwrap();
-        let got = r.resolve(&["某中学初一(1)班团支部", "初一1班", "某中学初一(2)班团支部"]);
+        let got = r
+            .resolve(&["某中学初一(1)班团支部", "初一1班", "某中学初一(2)班团支部"])
+            .unwrap();
         assert!(got[0].as_ref().unwrap().in_scope);
         // Suggested as registered, full-width parentheses included.
         assert_eq!(

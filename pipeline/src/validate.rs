@@ -258,7 +258,7 @@ pub fn validate(
 }
 
 /// Resolves each distinct organisation name of the file once.
-fn org_lookup(lf: &LazyFrame, orgs: &dyn OrgResolver) -> PolarsResult<DataFrame> {
+fn org_lookup(lf: &LazyFrame, orgs: &dyn OrgResolver) -> Result<DataFrame, PipelineError> {
     let names = lf
         .clone()
         .select([col(col_in(Field::Branch)).unique().drop_nulls()])
@@ -269,7 +269,7 @@ fn org_lookup(lf: &LazyFrame, orgs: &dyn OrgResolver) -> PolarsResult<DataFrame>
         .iter()
         .flatten()
         .collect();
-    let resolved = orgs.resolve(&keys);
+    let resolved = orgs.resolve(&keys)?;
     let n = keys.len();
     let mut name = Vec::with_capacity(n);
     let mut category = Vec::with_capacity(n);
@@ -297,7 +297,7 @@ fn org_lookup(lf: &LazyFrame, orgs: &dyn OrgResolver) -> PolarsResult<DataFrame>
             }
         }
     }
-    DataFrame::new(
+    Ok(DataFrame::new(
         n,
         vec![
             Column::new(ORG_KEY.into(), keys),
@@ -308,5 +308,5 @@ fn org_lookup(lf: &LazyFrame, orgs: &dyn OrgResolver) -> PolarsResult<DataFrame>
             Column::new(ORG_PARENS.into(), parens),
             Column::new(ORG_SUGGEST.into(), suggest),
         ],
-    )
+    )?)
 }

@@ -6,6 +6,16 @@ use sqlx::PgPool;
 
 use crate::helpers::*;
 
+/// Runs CPU work (polars) on a plain thread, outside the test's current-thread runtime
+/// (polars will not block inside one), while the runtime keeps serving database I/O.
+async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.await.expect("worker thread finished")
+}
+
 async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
@@ -101,5 +111,83 @@ async fn secretaries_become_incomplete_people_with_a_post(pool: PgPool) {
     assert_eq!(
         (name.as_str(), verification.as_str(), rule.as_str()),
         ("王五", "未认证", "id_number_last_8")
+    );
+}
+
+/// The same roster validated against the database and against the org file gives the
+/// same findings, row by row.
+#[sqlx::test(migrator = "pipeline::db::MIGRATOR")]
+async fn validation_against_the_database_matches_the_offline_one(pool: PgPool) {
+    use pipeline::db::DbOrgs;
+    use schemas::{ErrorCode as E, Field, TemplateKind};
+
+    import_orgs(&pool, &tree()).await.unwrap();
+    let people = [
+        Person::new(1),
+        Person::new(2).text(Field::Branch, "初一1班"),
+        Person::new(3).text(Field::Branch, "深圳市某中学初一1班团支布"),
+        Person::new(4).text(Field::Branch, SCHOOL),
+        Person::new(5).branch(BEIJING_BRANCH),
+        Person::new(6).branch(BRANCH_PARENS),
+        Person::new(7).text(Field::Branch, "深圳市某中学初一(2)班团支部"),
+        Person::new(8).born(2004, 6, 15).joined("2016-06"),
+        Person::new(9).text(Field::Phone, "123"),
+    ];
+    let rows: Vec<_> = people
+        .iter()
+        .map(|p| p.cells(TemplateKind::Members))
+        .collect();
+    let bytes = workbook(TemplateKind::Members, &[], None, &rows, false);
+    let offline_bytes = bytes.clone();
+    let offline =
+        off_runtime(move || findings(&validate(&offline_bytes, TemplateKind::Members, GUANGDONG)))
+            .await;
+
+    assert!(
+        DbOrgs::for_uploader(&pool, "没有这个团委")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let db = DbOrgs::for_uploader(&pool, GUANGDONG)
+        .await
+        .unwrap()
+        .unwrap();
+    let outcome =
+        off_runtime(move || pipeline::validate_bytes(&bytes, &options(TemplateKind::Members), &db))
+            .await
+            .unwrap();
+    let pipeline::Outcome::Accepted(v) = outcome else {
+        panic!("rejected")
+    };
+    let online = findings(&v);
+    let codes = |f: &Findings| -> Vec<(u32, Vec<E>)> {
+        f.iter()
+            .map(|(row, x)| (*row, x.iter().map(|y| y.0).collect()))
+            .collect()
+    };
+    assert_eq!(codes(&online), codes(&offline));
+    assert_eq!(online.len(), 7, "{online:?}");
+    for (row, found) in &online {
+        for (i, (code, _, message)) in found.iter().enumerate() {
+            if *code == E::OrgNotFound {
+                // Suggestions come from different similarity measures; both name the branch.
+                assert!(message.contains(BRANCH), "row {row}: {message}");
+                assert!(offline[row][i].2.contains(BRANCH));
+            } else {
+                assert_eq!(message, &offline[row][i].2, "row {row}");
+            }
+        }
+    }
+    let orgs = column_str(&v.rows, pipeline::validate::REPORT_ORG);
+    assert_eq!(
+        orgs[4].as_deref(),
+        Some(GUANGDONG),
+        "out of scope goes to the uploader"
+    );
+    assert_eq!(
+        orgs[5].as_deref(),
+        Some(BRANCH_PARENS),
+        "names as registered"
     );
 }
