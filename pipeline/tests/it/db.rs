@@ -191,3 +191,111 @@ async fn validation_against_the_database_matches_the_offline_one(pool: PgPool) {
         "names as registered"
     );
 }
+
+/// Validates against the database and prepares the valid rows for loading.
+async fn validate_online(
+    pool: &PgPool,
+    people: &[Person],
+    uploader: &str,
+) -> pipeline::db::LoadBatch {
+    use schemas::TemplateKind;
+    let rows: Vec<_> = people
+        .iter()
+        .map(|p| p.cells(TemplateKind::Members))
+        .collect();
+    let bytes = workbook(TemplateKind::Members, &[], None, &rows, false);
+    let db = pipeline::db::DbOrgs::for_uploader(pool, uploader)
+        .await
+        .unwrap()
+        .unwrap();
+    off_runtime(move || {
+        match pipeline::validate_bytes(&bytes, &options(TemplateKind::Members), &db).unwrap() {
+            pipeline::Outcome::Accepted(v) => pipeline::db::LoadBatch::prepare(&v).unwrap(),
+            pipeline::Outcome::Rejected(r) => panic!("{r:?}"),
+        }
+    })
+    .await
+}
+
+async fn snapshot(pool: &PgPool) -> Vec<(String, Option<String>, Option<i64>, Option<String>)> {
+    sqlx::query_as(
+        "SELECT p.id_number, p.dev_number, m.org_id, c.duty FROM people p
+         LEFT JOIN memberships m USING (id_number) LEFT JOIN cadre_posts c USING (id_number)
+         ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "pipeline::db::MIGRATOR")]
+async fn loading_is_idempotent_and_checks_everyone_registered(pool: PgPool) {
+    use pipeline::db::{DbFinding, load};
+    use schemas::{ErrorCode as E, Field};
+
+    import_orgs(&pool, &tree()).await.unwrap();
+    let uploader: i64 = sqlx::query_scalar("SELECT id FROM orgs WHERE name_key = $1")
+        .bind(GUANGDONG)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let first = [
+        Person::new(1),
+        Person::new(2),
+        Person::new(3)
+            .text(Field::IsCadre, "是")
+            .text(Field::Duty, "书记"),
+        Person::new(9).text(Field::Phone, "123"),
+    ];
+    let v = validate_online(&pool, &first, GUANGDONG).await;
+    let loaded = load(&pool, &v, uploader, None).await.unwrap();
+    assert_eq!(
+        (loaded.rows, loaded.findings.len()),
+        (3, 0),
+        "the invalid row stays out"
+    );
+    assert_eq!(count(&pool, "SELECT count(*) FROM people").await, 3);
+    assert_eq!(count(&pool, "SELECT count(*) FROM memberships").await, 3);
+    assert_eq!(count(&pool, "SELECT count(*) FROM cadre_posts").await, 1);
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM people WHERE verification = '未认证' AND must_change_password"
+        )
+        .await,
+        3
+    );
+    let before = snapshot(&pool).await;
+
+    // The same file again changes nothing.
+    let again = load(&pool, &v, uploader, None).await.unwrap();
+    assert_eq!((again.rows, again.findings.len()), (0, 0));
+    assert_eq!(snapshot(&pool).await, before);
+
+    // A follow-up: person 1 moved to another branch, a new person with person 2's
+    // number, person 3 unchanged.
+    let second = [
+        Person::new(1).branch(BRANCH_PARENS),
+        Person::new(4).dev(&Person::new(2).auto_dev()),
+        Person::new(3)
+            .text(Field::IsCadre, "是")
+            .text(Field::Duty, "书记"),
+    ];
+    let v = validate_online(&pool, &second, GUANGDONG).await;
+    let loaded = load(&pool, &v, uploader, None).await.unwrap();
+    assert_eq!(
+        loaded.findings,
+        vec![
+            DbFinding {
+                row: 2,
+                code: E::IdRegisteredElsewhere
+            },
+            DbFinding {
+                row: 3,
+                code: E::DevNumberTaken
+            },
+        ]
+    );
+    assert_eq!(loaded.rows, 0, "unchanged people pass silently");
+    assert_eq!(snapshot(&pool).await, before);
+}
