@@ -76,6 +76,25 @@ enum Command {
         #[arg(long, env = "ROSTER_AS_OF")]
         as_of: Option<NaiveDate>,
     },
+    /// Validate against the database, load the valid rows in one transaction, write the
+    /// reports.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        uploader: String,
+        #[arg(long, value_enum, default_value = "members")]
+        template: Template,
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        #[arg(long)]
+        sheet: Option<String>,
+        #[arg(long, env = "ROSTER_MAX_ROWS", default_value_t = 1_048_576)]
+        max_rows: usize,
+        #[arg(long, env = "ROSTER_AS_OF")]
+        as_of: Option<NaiveDate>,
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+    },
     /// Apply the database migrations (idempotent).
     Migrate {
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -184,6 +203,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             validate_command(&file, &orgs, &uploader, &opts, &out)
         }
+        Command::Import {
+            file,
+            uploader,
+            template,
+            out,
+            sheet,
+            max_rows,
+            as_of,
+            database_url,
+        } => {
+            let opts = ValidateOptions {
+                template: template.into(),
+                as_of: as_of.unwrap_or_else(today_in_china),
+                limits: ReadLimits {
+                    max_rows,
+                    ..ReadLimits::default()
+                },
+                sheet,
+                progress: None,
+            };
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            with_db(&database_url, async |pool| {
+                import_command(pool, bytes, &uploader, opts, out).await
+            })
+        }
         Command::Migrate { database_url } => with_db(&database_url, async |pool| {
             pipeline::db::migrate(&pool).await?;
             println!("migrations applied");
@@ -260,6 +305,79 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// `roster import`: CPU stages on blocking threads, the load on the runtime.
+async fn import_command(
+    pool: sqlx::PgPool,
+    bytes: Vec<u8>,
+    uploader: &str,
+    opts: ValidateOptions,
+    out: PathBuf,
+) -> Result<ExitCode> {
+    use pipeline::db::{DbOrgs, LoadBatch, load};
+    let Some(orgs) = DbOrgs::for_uploader(&pool, uploader).await? else {
+        bail!("上传组织“{uploader}”不在数据库中");
+    };
+    let uploader_id = orgs.uploader_id();
+    let template = opts.template;
+    let (outcome, batch) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let outcome = validate_bytes(&bytes, &opts, &orgs)?;
+        let batch = match &outcome {
+            Outcome::Accepted(v) => Some(LoadBatch::prepare(v)?),
+            Outcome::Rejected(_) => None,
+        };
+        Ok((outcome, batch))
+    })
+    .await??;
+    let (mut v, batch) = match (outcome, batch) {
+        (Outcome::Accepted(v), Some(batch)) => (v, batch),
+        (Outcome::Rejected(r), _) => {
+            return tokio::task::spawn_blocking(move || -> Result<ExitCode> {
+                report::write_rejected(template, &r, &out)?;
+                println!(
+                    "文件被拒绝 [{}]：{}\n报告：{}",
+                    r.code,
+                    r.message,
+                    out.display()
+                );
+                Ok(ExitCode::from(2))
+            })
+            .await?;
+        }
+        (Outcome::Accepted(_), None) => bail!("internal: an accepted file without rows to load"),
+    };
+    let loaded = load(&pool, &batch, uploader_id, None).await?;
+    let found: Vec<_> = loaded.findings.iter().map(|f| (f.row, f.code)).collect();
+    tokio::task::spawn_blocking(move || -> Result<ExitCode> {
+        v.add_findings(&found)?;
+        let set = report::write_reports(&v, &out)?;
+        println!("已导入 {} 人", loaded.rows);
+        print_counts(&v, &set, &out)
+    })
+    .await?
+}
+
+/// Prints the counts of an accepted file; the exit status follows them (SPEC §11).
+fn print_counts(v: &pipeline::Validation, set: &report::ReportSet, out: &Path) -> Result<ExitCode> {
+    let c = v.counts()?;
+    println!(
+        "共 {} 行：可导入 {} 行，有错误 {} 行，有提示 {} 行\n报告（{} 个文件）：{}",
+        c.total,
+        c.valid,
+        c.with_errors,
+        c.with_warnings,
+        set.files.len(),
+        out.display()
+    );
+    for w in &v.warnings {
+        println!("提示：{w}");
+    }
+    Ok(if c.with_errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 fn validate_command(
     file: &Path,
     orgs: &Path,
@@ -307,24 +425,7 @@ fn validate_command(
         Outcome::Accepted(v) => {
             let set = report::write_reports(v, out)?;
             progress.finish();
-            let c = v.counts()?;
-            println!(
-                "共 {} 行：可导入 {} 行，有错误 {} 行，有提示 {} 行\n报告（{} 个文件）：{}",
-                c.total,
-                c.valid,
-                c.with_errors,
-                c.with_warnings,
-                set.files.len(),
-                out.display()
-            );
-            for w in &v.warnings {
-                println!("提示：{w}");
-            }
-            if c.with_errors > 0 {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            }
+            print_counts(v, &set, out)?
         }
     };
     Ok(code)

@@ -420,6 +420,8 @@ struct Gen<'t> {
     dev_seq: std::collections::HashMap<(i32, String), u32>,
     /// IDs handed out: people never collide by chance.
     ids: std::collections::HashSet<String>,
+    /// First sequence number of development numbers, from the seed.
+    dev_start: u32,
 }
 
 impl Gen<'_> {
@@ -436,10 +438,12 @@ impl Gen<'_> {
     }
 
     fn dev(&mut self, year: i32, province: &str) -> String {
+        // Each seed numbers from its own block, so samples can be loaded together.
+        let start = self.dev_start;
         let seq = self
             .dev_seq
             .entry((year, province.to_string()))
-            .or_insert(0);
+            .or_insert(start);
         *seq += 1;
         format!("{year}{province}{:06}", *seq)
     }
@@ -504,6 +508,7 @@ pub fn generate(opts: &SampleOptions, xlsx_path: &std::path::Path) -> Result<Sam
         as_of: opts.as_of,
         dev_seq: Default::default(),
         ids: Default::default(),
+        dev_start: (opts.seed % 900) as u32 * 1000,
     };
     let template = opts.template.template();
     let kinds: Vec<Mistake> = Mistake::ALL

@@ -113,6 +113,81 @@ impl Validation {
             .collect()
     }
 
+    /// Adds findings only the database could make (they are errors: the rows were not
+    /// loaded), so the reports show them like any other.
+    pub fn add_findings(&mut self, found: &[(u32, ErrorCode)]) -> PolarsResult<()> {
+        if found.is_empty() {
+            return Ok(());
+        }
+        let field = |c: ErrorCode| match c {
+            ErrorCode::DevNumberTaken => Field::DevNumber,
+            _ => Field::IdNumber,
+        };
+        let rows: Vec<u32> = found.iter().map(|f| f.0).collect();
+        let extra = DataFrame::new(
+            found.len(),
+            vec![
+                Column::new(errors::ROW.into(), rows.clone()),
+                Column::new(
+                    errors::FIELD.into(),
+                    found.iter().map(|f| field(f.1).key()).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    errors::COLUMN.into(),
+                    found
+                        .iter()
+                        .map(|f| field(f.1).header())
+                        .collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    errors::CODE.into(),
+                    found.iter().map(|f| f.1.code()).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    errors::SEVERITY.into(),
+                    found
+                        .iter()
+                        .map(|f| f.1.severity().code())
+                        .collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    errors::MESSAGE.into(),
+                    found.iter().map(|f| f.1.message()).collect::<Vec<_>>(),
+                ),
+            ],
+        )?;
+        let row_set = Series::new("rows".into(), rows);
+        self.rows = self
+            .rows
+            .clone()
+            .lazy()
+            .with_column(
+                col(HAS_ERROR)
+                    .or(col(ROW).is_in(lit(row_set).implode(false), false))
+                    .alias(HAS_ERROR),
+            )
+            .collect()?;
+        let extra = extra
+            .lazy()
+            .join(
+                self.rows.clone().lazy().select([col(ROW), col(REPORT_ORG)]),
+                [col(errors::ROW)],
+                [col(ROW)],
+                JoinArgs::new(JoinType::Left),
+            )
+            .collect()?;
+        self.errors = concat(
+            [self.errors.clone().lazy(), extra.lazy()],
+            UnionArgs::default(),
+        )?
+        .sort(
+            [errors::ROW],
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
+        .collect()?;
+        Ok(())
+    }
+
     /// The codes found, each once.
     pub fn codes(&self) -> PolarsResult<Vec<ErrorCode>> {
         Ok(self

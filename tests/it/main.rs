@@ -165,3 +165,86 @@ fn bundled_samples_validate_as_documented() {
         }
     }
 }
+
+/// The URL of the throwaway database `#[sqlx::test]` made, for child processes.
+fn url_of(pool: &sqlx::PgPool) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let (server, _) = base.rsplit_once('/').expect("a database in DATABASE_URL");
+    format!(
+        "{server}/{}",
+        pool.connect_options().get_database().expect("a database")
+    )
+}
+
+fn with_db(url: &str, args: &[&str]) -> (i32, String) {
+    let o = roster()
+        .env("DATABASE_URL", url)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap(),
+        String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr),
+    )
+}
+
+async fn people(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM people")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = false)]
+async fn migrate_orgs_import_and_import_load_once(pool: sqlx::PgPool) {
+    let url = url_of(&pool);
+    let dir = tempfile::tempdir().unwrap();
+    let data = root().join("sample-data");
+    assert_eq!(with_db(&url, &["migrate"]).0, 0);
+    assert_eq!(with_db(&url, &["migrate"]).0, 0, "migrate is idempotent");
+    let orgs = data.join("orgs.csv");
+    let (code, text) = with_db(&url, &["orgs", "import", orgs.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+    let file = data.join("members.xlsx");
+    let out = dir.path().join("r1");
+    let import = |out: &Path| {
+        with_db(
+            &url,
+            &[
+                "import",
+                file.to_str().unwrap(),
+                "--uploader",
+                UPLOADER,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        )
+    };
+    let (code, text) = import(&out);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("已导入 294 人"), "{text}");
+    assert_eq!(summary(&out)["rows"]["valid"], 294);
+    assert_eq!(people(&pool).await, 294);
+    // Again: nothing changes, the same verdicts.
+    let out2 = dir.path().join("r2");
+    let (code, text) = import(&out2);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("已导入 0 人"), "{text}");
+    assert_eq!(
+        summary(&out2)["counts_by_code"],
+        summary(&out)["counts_by_code"]
+    );
+    assert_eq!(people(&pool).await, 294);
+    // An unknown uploader is refused before anything is read.
+    let (code, text) = with_db(
+        &url,
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--uploader",
+            "没有这个团委",
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(text.contains("没有这个团委"), "{text}");
+}
