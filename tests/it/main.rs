@@ -248,3 +248,212 @@ async fn migrate_orgs_import_and_import_load_once(pool: sqlx::PgPool) {
     assert_eq!(code, 2);
     assert!(text.contains("没有这个团委"), "{text}");
 }
+
+async fn setup_db(url: &str) {
+    assert_eq!(with_db(url, &["migrate"]).0, 0);
+    let orgs = root().join("sample-data/orgs.csv");
+    assert_eq!(
+        with_db(url, &["orgs", "import", orgs.to_str().unwrap()]).0,
+        0
+    );
+}
+
+/// A child killed with SIGKILL while its COPY streams leaves none of the upload; running
+/// it again loads all of it.
+#[sqlx::test(migrations = false)]
+async fn a_load_killed_during_copy_leaves_nothing(pool: sqlx::PgPool) {
+    let url = url_of(&pool);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.xlsx");
+    let orgs = dir.path().join("orgs.csv");
+    let o = roster()
+        .args(["sample", "--rows", "150000", "--error-rate", "0", "--out"])
+        .arg(&file)
+        .arg("--orgs-out")
+        .arg(&orgs)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert_eq!(with_db(&url, &["migrate"]).0, 0);
+    assert_eq!(
+        with_db(&url, &["orgs", "import", orgs.to_str().unwrap()]).0,
+        0
+    );
+    let args = |out: &str| {
+        vec![
+            "import".to_string(),
+            file.to_str().unwrap().to_string(),
+            "--uploader".into(),
+            UPLOADER.into(),
+            "--out".into(),
+            dir.path().join(out).to_str().unwrap().to_string(),
+        ]
+    };
+    let mut child = roster()
+        .env("DATABASE_URL", &url)
+        .args(args("r1"))
+        .spawn()
+        .unwrap();
+    let db = pool.connect_options().get_database().unwrap().to_string();
+    let mut seen_copy = false;
+    for _ in 0..6000 {
+        let copying: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = $1 AND state = 'active' AND query LIKE 'COPY load_stage%'",
+        )
+        .bind(&db)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if copying > 0 {
+            seen_copy = true;
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "import ended before its COPY was seen"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(seen_copy, "never saw the COPY");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // The server notices the dead connection and rolls back.
+    for _ in 0..200 {
+        let busy: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'COPY load_stage%'",
+        )
+        .bind(&db)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if busy == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(people(&pool).await, 0, "a killed load leaves nothing");
+    let o = roster()
+        .env("DATABASE_URL", &url)
+        .args(args("r2"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(people(&pool).await, 150_000);
+}
+
+/// Two uploads racing for one development number and one person: exactly one wins each,
+/// the other row gets the right code, nothing deadlocks.
+#[sqlx::test(migrations = false)]
+async fn racing_imports_have_exactly_one_winner(pool: sqlx::PgPool) {
+    use pipeline::rules::identity::id_check_char;
+    use rust_xlsxwriter::Workbook;
+    let url = url_of(&pool);
+    setup_db(&url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let id = |seq: u32| {
+        let first17 = format!("44010320050101{seq:03}");
+        format!("{first17}{}", id_check_char(&first17))
+    };
+    let branch_a = "广州市荔湾区第1中学初一1班团支部";
+    let branch_b = "广州市荔湾区第1中学初一2班团支部";
+    // File a: P in branch a with number N. File b: P in branch b, and Q with number N.
+    let files = [
+        (
+            "a.xlsx",
+            vec![
+                (id(1), branch_a, "201944900001"),
+                (id(3), branch_a, "201944900003"),
+            ],
+        ),
+        (
+            "b.xlsx",
+            vec![
+                (id(1), branch_b, "201944900002"),
+                (id(2), branch_b, "201944900001"),
+            ],
+        ),
+    ];
+    for (name, people) in &files {
+        let mut wb = Workbook::new();
+        let ws = wb.add_worksheet();
+        let t = schemas::TemplateKind::Members.template();
+        for (i, c) in t.columns.iter().enumerate() {
+            ws.write_string(0, i as u16, c.field.header()).unwrap();
+        }
+        for (r, (pid, branch, dev)) in people.iter().enumerate() {
+            let values = [
+                "张三",
+                pid,
+                "汉族",
+                "共青团员",
+                "2019-05",
+                dev,
+                "普通高中在读",
+                "学生",
+                "13800138000",
+                branch,
+                "否",
+            ];
+            for (i, v) in values.iter().enumerate() {
+                ws.write_string(1 + r as u32, i as u16, *v).unwrap();
+            }
+        }
+        wb.save(dir.path().join(name)).unwrap();
+    }
+    let spawn = |name: &str| {
+        roster()
+            .env("DATABASE_URL", &url)
+            .arg("import")
+            .arg(dir.path().join(name))
+            .args(["--uploader", UPLOADER, "--out"])
+            .arg(dir.path().join(format!("out-{name}")))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (mut a, mut b) = (spawn("a.xlsx"), spawn("b.xlsx"));
+    let (ca, cb) = (a.wait().unwrap().code(), b.wait().unwrap().code());
+    let sa = summary(&dir.path().join("out-a.xlsx"));
+    let sb = summary(&dir.path().join("out-b.xlsx"));
+    let codes = |s: &serde_json::Value| -> Vec<String> {
+        let mut c: Vec<String> = s["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["code"].as_str().unwrap().to_string())
+            .collect();
+        c.sort();
+        c
+    };
+    let (ea, eb) = (codes(&sa), codes(&sb));
+    // Whoever loaded first won both P and N; the other file's two rows are refused.
+    let a_won = ea.is_empty();
+    if a_won {
+        assert_eq!((ca, cb), (Some(0), Some(1)));
+        assert_eq!(eb, vec!["dev_number_taken", "id_registered_elsewhere"]);
+    } else {
+        assert_eq!((ca, cb), (Some(1), Some(0)));
+        assert!(eb.is_empty(), "{eb:?}");
+        // P's row in a also names N, now Q's: both codes on that row.
+        assert_eq!(ea, vec!["dev_number_taken", "id_registered_elsewhere"]);
+    }
+    let holders: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM people WHERE dev_number = '201944900001'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(holders, 1);
+    let p_branches: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM memberships WHERE id_number = $1")
+            .bind(id(1))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(p_branches, 1);
+}
