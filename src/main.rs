@@ -319,6 +319,9 @@ async fn import_command(
     };
     let uploader_id = orgs.uploader_id();
     let template = opts.template;
+    let sha = pipeline::db::content_sha256(&bytes);
+    let upload_id = pipeline::db::begin_upload(&pool, uploader_id, template, &sha).await?;
+    let clock = std::time::Instant::now();
     let (outcome, batch) = tokio::task::spawn_blocking(move || -> Result<_> {
         let outcome = validate_bytes(&bytes, &opts, &orgs)?;
         let batch = match &outcome {
@@ -328,32 +331,66 @@ async fn import_command(
         Ok((outcome, batch))
     })
     .await??;
+    let validate_s = clock.elapsed().as_secs_f64();
+    let prefix = out.display().to_string();
     let (mut v, batch) = match (outcome, batch) {
         (Outcome::Accepted(v), Some(batch)) => (v, batch),
         (Outcome::Rejected(r), _) => {
-            return tokio::task::spawn_blocking(move || -> Result<ExitCode> {
-                report::write_rejected(template, &r, &out)?;
-                println!(
-                    "文件被拒绝 [{}]：{}\n报告：{}",
-                    r.code,
-                    r.message,
-                    out.display()
-                );
-                Ok(ExitCode::from(2))
+            let (r, set) = tokio::task::spawn_blocking(move || -> Result<_> {
+                let set = report::write_rejected(template, &r, &out)?;
+                Ok((r, set))
             })
-            .await?;
+            .await??;
+            let record = pipeline::db::UploadOutcome {
+                status: "rejected",
+                counts: None,
+                file_error: Some(serde_json::json!({"code": r.code.code(), "message": r.message})),
+                timings: serde_json::json!({"validate_s": validate_s}),
+                report_prefix: prefix.clone(),
+                report_keys: set.files,
+                findings: String::new(),
+            };
+            pipeline::db::finish_upload(&pool, upload_id, &record).await?;
+            println!("文件被拒绝 [{}]：{}\n报告：{prefix}", r.code, r.message);
+            return Ok(ExitCode::from(2));
         }
         (Outcome::Accepted(_), None) => bail!("internal: an accepted file without rows to load"),
     };
-    let loaded = load(&pool, &batch, uploader_id, None).await?;
+    let started = std::time::Instant::now();
+    let loaded = load(&pool, &batch, uploader_id, Some(upload_id)).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        rows = batch.rows,
+        written = loaded.rows,
+        seconds,
+        rows_per_second = (batch.rows as f64 / seconds.max(1e-9)).round(),
+        "loaded"
+    );
     let found: Vec<_> = loaded.findings.iter().map(|f| (f.row, f.code)).collect();
-    tokio::task::spawn_blocking(move || -> Result<ExitCode> {
+    let report_clock = std::time::Instant::now();
+    let (code, set, counts, findings) = tokio::task::spawn_blocking(move || -> Result<_> {
         v.add_findings(&found)?;
         let set = report::write_reports(&v, &out)?;
         println!("已导入 {} 人", loaded.rows);
-        print_counts(&v, &set, &out)
+        let code = print_counts(&v, &set, &out)?;
+        Ok((code, set, v.counts()?, pipeline::db::findings_copy(&v)?))
     })
-    .await?
+    .await??;
+    let record = pipeline::db::UploadOutcome {
+        status: "succeeded",
+        counts: Some(counts),
+        file_error: None,
+        timings: serde_json::json!({
+            "validate_s": validate_s,
+            "load_s": seconds,
+            "report_s": report_clock.elapsed().as_secs_f64(),
+        }),
+        report_prefix: prefix,
+        report_keys: set.files,
+        findings,
+    };
+    pipeline::db::finish_upload(&pool, upload_id, &record).await?;
+    Ok(code)
 }
 
 /// Prints the counts of an accepted file; the exit status follows them (SPEC §11).

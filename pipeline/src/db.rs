@@ -607,3 +607,127 @@ fn stage_data(v: &crate::Validation) -> Result<(usize, String), polars::prelude:
     }
     Ok((df.height(), out))
 }
+
+/// Hex SHA-256 of an upload's bytes: with the uploader and the template, the identity
+/// of an upload (the same content uploaded twice is one upload).
+pub fn content_sha256(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// Registers (or finds) the upload of this content and marks it running.
+pub async fn begin_upload(
+    pool: &PgPool,
+    uploader_id: i64,
+    template: schemas::TemplateKind,
+    sha256: &str,
+) -> Result<i64, DbError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO uploads (uploader_org_id, template, content_sha256, status, started_at)
+         VALUES ($1, $2, $3, 'running', now())
+         ON CONFLICT (content_sha256, uploader_org_id, template) DO UPDATE
+            SET status = 'running', started_at = now(), finished_at = NULL, failure = NULL
+         RETURNING id",
+    )
+    .bind(uploader_id)
+    .bind(template.code())
+    .bind(sha256)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// How an upload ended, as `uploads` records it.
+#[derive(Debug, Clone)]
+pub struct UploadOutcome {
+    /// `succeeded` or `rejected` (`failed` is written by the job runner).
+    pub status: &'static str,
+    pub counts: Option<crate::validate::RowCounts>,
+    pub file_error: Option<serde_json::Value>,
+    pub timings: serde_json::Value,
+    pub report_prefix: String,
+    pub report_keys: Vec<String>,
+    /// The findings as COPY text (see [`findings_copy`]).
+    pub findings: String,
+}
+
+/// The findings of a validation as COPY lines for `upload_errors`.
+pub fn findings_copy(v: &crate::Validation) -> Result<String, polars::prelude::PolarsError> {
+    use crate::validate::errors as e;
+    let f = &v.errors;
+    let (rows, columns, codes, severities, messages, orgs) = (
+        f.column(e::ROW)?.u32()?,
+        f.column(e::COLUMN)?.str()?,
+        f.column(e::CODE)?.str()?,
+        f.column(e::SEVERITY)?.str()?,
+        f.column(e::MESSAGE)?.str()?,
+        f.column(e::REPORT_ORG)?.str()?,
+    );
+    let mut out = String::new();
+    for i in 0..f.height() {
+        let row = rows.get(i).unwrap_or_default().to_string();
+        let key = orgs.get(i).map(normalise_org);
+        copy_line(
+            &mut out,
+            &[
+                Some(&row),
+                columns.get(i),
+                codes.get(i),
+                severities.get(i),
+                messages.get(i),
+                key.as_deref(),
+            ],
+        );
+    }
+    Ok(out)
+}
+
+/// Records how an upload ended and replaces its findings, in one transaction.
+pub async fn finish_upload(pool: &PgPool, id: i64, o: &UploadOutcome) -> Result<(), DbError> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    let c = o.counts;
+    sqlx::query(
+        "UPDATE uploads SET status = $2, rows_total = $3, rows_valid = $4, rows_with_errors = $5,
+            rows_with_warnings = $6, file_error = $7::jsonb, timings = $8::jsonb, report_prefix = $9,
+            report_keys = $10, finished_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(o.status)
+    .bind(c.map(|c| c.total as i32))
+    .bind(c.map(|c| c.valid as i32))
+    .bind(c.map(|c| c.with_errors as i32))
+    .bind(c.map(|c| c.with_warnings as i32))
+    .bind(o.file_error.as_ref().map(|v| v.to_string()))
+    .bind(o.timings.to_string())
+    .bind(&o.report_prefix)
+    .bind(&o.report_keys)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM upload_errors WHERE upload_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "CREATE TEMP TABLE finding_stage (row_number int, column_name text, code text,
+            severity text, message text, org_key text) ON COMMIT DROP",
+    )
+    .execute(&mut *tx)
+    .await?;
+    copy_in(
+        &mut tx,
+        "COPY finding_stage FROM STDIN",
+        o.findings.as_bytes(),
+    )
+    .await?;
+    sqlx::query(
+        "INSERT INTO upload_errors (upload_id, row_number, column_name, code, severity, message, org_id)
+         SELECT $1, f.row_number, f.column_name, f.code, f.severity, f.message, o.id
+         FROM finding_stage f LEFT JOIN orgs o ON o.name_key = f.org_key",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
