@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use chrono::{FixedOffset, NaiveDate, Utc};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use pipeline::orgs::OrgTree;
 use pipeline::report;
 use pipeline::sample::{SampleOptions, generate};
@@ -53,45 +53,17 @@ impl From<Template> for TemplateKind {
 enum Command {
     /// Validate a roster offline against an org file and write the reports.
     Validate {
-        /// The roster (xlsx, xlsm, xlsb, xls or ods).
-        file: PathBuf,
         /// The org file (CSV or xlsx, SPEC §2).
         #[arg(long, env = "ROSTER_ORGS")]
         orgs: PathBuf,
-        /// Full name of the uploading organisation.
-        #[arg(long)]
-        uploader: String,
-        #[arg(long, value_enum, default_value = "members")]
-        template: Template,
-        /// Folder receiving the reports.
-        #[arg(long, default_value = "reports")]
-        out: PathBuf,
-        /// Read this sheet instead of the first visible one.
-        #[arg(long)]
-        sheet: Option<String>,
-        /// Data rows accepted at most.
-        #[arg(long, env = "ROSTER_MAX_ROWS", default_value_t = 1_048_576)]
-        max_rows: usize,
-        /// The upload date (default: today in China).
-        #[arg(long, env = "ROSTER_AS_OF")]
-        as_of: Option<NaiveDate>,
+        #[command(flatten)]
+        roster: RosterArgs,
     },
     /// Validate against the database, load the valid rows in one transaction, write the
     /// reports.
     Import {
-        file: PathBuf,
-        #[arg(long)]
-        uploader: String,
-        #[arg(long, value_enum, default_value = "members")]
-        template: Template,
-        #[arg(long, default_value = "reports")]
-        out: PathBuf,
-        #[arg(long)]
-        sheet: Option<String>,
-        #[arg(long, env = "ROSTER_MAX_ROWS", default_value_t = 1_048_576)]
-        max_rows: usize,
-        #[arg(long, env = "ROSTER_AS_OF")]
-        as_of: Option<NaiveDate>,
+        #[command(flatten)]
+        roster: RosterArgs,
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: String,
     },
@@ -126,6 +98,49 @@ enum Command {
         #[arg(long, env = "ROSTER_AS_OF")]
         as_of: Option<NaiveDate>,
     },
+}
+
+/// What `validate` and `import` share: the roster and how to read it.
+#[derive(Args)]
+struct RosterArgs {
+    /// The roster (xlsx, xlsm, xlsb, xls or ods).
+    file: PathBuf,
+    /// Full name of the uploading organisation.
+    #[arg(long)]
+    uploader: String,
+    #[arg(long, value_enum, default_value = "members")]
+    template: Template,
+    /// Folder receiving the reports.
+    #[arg(long, default_value = "reports")]
+    out: PathBuf,
+    /// Read this sheet instead of the first visible one.
+    #[arg(long)]
+    sheet: Option<String>,
+    /// Data rows accepted at most.
+    #[arg(long, env = "ROSTER_MAX_ROWS", default_value_t = 1_048_576)]
+    max_rows: usize,
+    /// The upload date (default: today in China).
+    #[arg(long, env = "ROSTER_AS_OF")]
+    as_of: Option<NaiveDate>,
+}
+
+impl RosterArgs {
+    fn options(&self, progress: bool) -> ValidateOptions {
+        ValidateOptions {
+            template: self.template.into(),
+            as_of: self.as_of.unwrap_or_else(today_in_china),
+            limits: ReadLimits {
+                max_rows: self.max_rows,
+                ..ReadLimits::default()
+            },
+            sheet: self.sheet.clone(),
+            progress: progress.then(|| Arc::new(AtomicUsize::new(0))),
+        }
+    }
+
+    fn read(&self) -> Result<Vec<u8>> {
+        std::fs::read(&self.file).with_context(|| format!("reading {}", self.file.display()))
+    }
 }
 
 #[derive(Subcommand)]
@@ -181,52 +196,18 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Validate {
-            file,
-            orgs,
-            uploader,
-            template,
-            out,
-            sheet,
-            max_rows,
-            as_of,
-        } => {
-            let opts = ValidateOptions {
-                template: template.into(),
-                as_of: as_of.unwrap_or_else(today_in_china),
-                limits: ReadLimits {
-                    max_rows,
-                    ..ReadLimits::default()
-                },
-                sheet,
-                progress: Some(Arc::new(AtomicUsize::new(0))),
-            };
-            validate_command(&file, &orgs, &uploader, &opts, &out)
+        Command::Validate { orgs, roster } => {
+            let opts = roster.options(true);
+            validate_command(&roster, &orgs, &opts)
         }
         Command::Import {
-            file,
-            uploader,
-            template,
-            out,
-            sheet,
-            max_rows,
-            as_of,
+            roster,
             database_url,
         } => {
-            let opts = ValidateOptions {
-                template: template.into(),
-                as_of: as_of.unwrap_or_else(today_in_china),
-                limits: ReadLimits {
-                    max_rows,
-                    ..ReadLimits::default()
-                },
-                sheet,
-                progress: None,
-            };
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let opts = roster.options(false);
+            let bytes = roster.read()?;
             with_db(&database_url, async |pool| {
-                import_command(pool, bytes, &uploader, opts, out).await
+                import_command(pool, bytes, &roster.uploader, opts, roster.out.clone()).await
             })
         }
         Command::Migrate { database_url } => with_db(&database_url, async |pool| {
@@ -415,20 +396,15 @@ fn print_counts(v: &pipeline::Validation, set: &report::ReportSet, out: &Path) -
     })
 }
 
-fn validate_command(
-    file: &Path,
-    orgs: &Path,
-    uploader: &str,
-    opts: &ValidateOptions,
-    out: &Path,
-) -> Result<ExitCode> {
+fn validate_command(roster: &RosterArgs, orgs: &Path, opts: &ValidateOptions) -> Result<ExitCode> {
+    let (uploader, out) = (roster.uploader.as_str(), roster.out.as_path());
     let org_bytes =
         std::fs::read(orgs).with_context(|| format!("reading org file {}", orgs.display()))?;
     let tree = OrgTree::parse(&org_bytes)?;
     let Some(resolver) = tree.resolver(uploader) else {
         bail!("上传组织“{uploader}”不在组织文件中");
     };
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let bytes = roster.read()?;
     let progress = Progress::start("读取");
     let done = std::sync::atomic::AtomicBool::new(false);
     let outcome = std::thread::scope(|s| {
