@@ -16,6 +16,15 @@ async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) 
     rx.await.expect("worker thread finished")
 }
 
+/// The effective province code stored for an organisation.
+async fn province(pool: &PgPool, name_key: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT province FROM orgs WHERE name_key = $1")
+        .bind(name_key)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
@@ -26,13 +35,7 @@ async fn org_import_loads_the_tree_with_provinces_and_paths(pool: PgPool) {
     assert_eq!(done.inserted, 15);
     assert_eq!(count(&pool, "SELECT count(*) FROM orgs").await, 15);
     // Provinces are inherited down the tree; 团中央 has none.
-    let province: Option<String> =
-        sqlx::query_scalar("SELECT province FROM orgs WHERE name_key = $1")
-            .bind(BRANCH)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(province.as_deref(), Some("44"));
+    assert_eq!(province(&pool, BRANCH).await.as_deref(), Some("44"));
     assert_eq!(
         count(&pool, "SELECT count(*) FROM orgs WHERE province IS NULL").await,
         1
@@ -81,13 +84,7 @@ async fn org_import_again_changes_nothing_and_updates_what_changed(pool: PgPool)
         (0, 0),
         "only the parent changed"
     );
-    let province: Option<String> =
-        sqlx::query_scalar("SELECT province FROM orgs WHERE name_key = $1")
-            .bind(BEIJING_BRANCH)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(province.as_deref(), Some("44"));
+    assert_eq!(province(&pool, BEIJING_BRANCH).await.as_deref(), Some("44"));
 }
 
 #[sqlx::test(migrator = "pipeline::db::MIGRATOR")]
