@@ -220,14 +220,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let tree = match OrgTree::parse(&bytes) {
-                Ok(tree) => tree,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
             with_db(&database_url, async |pool| {
+                // Parents may be in the file or already registered.
+                let tree = match pipeline::db::parse_org_file(&pool, bytes).await? {
+                    Ok(tree) => tree,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return Ok(ExitCode::from(2));
+                    }
+                };
                 let done = pipeline::db::import_orgs(&pool, &tree).await?;
                 println!(
                     "{} organisations: {} new, {} updated, {} secretary posts",

@@ -7,6 +7,8 @@ use sqlx::{Connection, PgConnection};
 use crate::orgs::{LookupError, OrgMatch, OrgResolver, OrgTree, Resolved};
 use crate::text::normalise_org;
 
+pub use crate::load::{DbFinding, LoadBatch, LoadError, Loaded, load};
+
 /// The migrations of `schemas/migrations`, compiled in.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../schemas/migrations");
 
@@ -16,6 +18,8 @@ pub enum DbError {
     Sqlx(#[from] sqlx::Error),
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("background task: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// Applies pending migrations; running it again changes nothing.
@@ -26,6 +30,12 @@ pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
 
 /// One line of PostgreSQL's COPY text format.
 pub(crate) fn copy_line(out: &mut String, fields: &[Option<&str>]) {
+    copy_fields(out, fields);
+    out.push('\n');
+}
+
+/// Fields of a COPY text line, tab-separated, without the line end.
+pub(crate) fn copy_fields(out: &mut String, fields: &[Option<&str>]) {
     for (i, f) in fields.iter().enumerate() {
         if i > 0 {
             out.push('\t');
@@ -45,7 +55,6 @@ pub(crate) fn copy_line(out: &mut String, fields: &[Option<&str>]) {
             }
         }
     }
-    out.push('\n');
 }
 
 /// What an org import changed.
@@ -64,24 +73,36 @@ pub struct OrgImport {
 pub async fn import_orgs(pool: &PgPool, tree: &OrgTree) -> Result<OrgImport, DbError> {
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
+    // Secretaries are people: serialised with roster loads.
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(crate::load::LOAD_LOCK)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query(
-        "CREATE TEMP TABLE org_stage (
-            full_name text, name_key text, short_name text, category text,
-            parent_key text, own_province text, industry text, school_code text,
+        r#"CREATE TEMP TABLE org_stage (
+            full_name text, name_key text COLLATE "C", short_name text, category text,
+            parent_key text COLLATE "C", own_province text, industry text, school_code text,
             secretary_name text, secretary_id text, secretary_phone text
-        ) ON COMMIT DROP",
+        ) ON COMMIT DROP"#,
     )
     .execute(&mut *tx)
     .await?;
     let mut data = String::new();
     for o in tree.orgs() {
-        let parent_key = o.parent.map(|p| normalise_org(&tree.get(p).full_name));
+        let parent = o
+            .parent
+            .map(|p| (&tree.get(p).full_name, &tree.get(p).province))
+            .or(o
+                .registered_parent
+                .as_ref()
+                .map(|r| (&r.full_name, &r.province)));
+        let parent_key = parent.map(|(name, _)| normalise_org(name));
         let key = normalise_org(&o.full_name);
-        let own = o.parent.map_or(o.province.as_deref(), |p| {
-            (tree.get(p).province != o.province)
-                .then_some(o.province.as_deref())
-                .flatten()
-        });
+        // Stored only where it differs from the parent's (the rest is inherited).
+        let own = match parent {
+            Some((_, province)) if *province == o.province => None,
+            _ => o.province.as_deref(),
+        };
         copy_line(
             &mut data,
             &[
@@ -166,6 +187,48 @@ pub async fn import_orgs(pool: &PgPool, tree: &OrgTree) -> Result<OrgImport, DbE
         updated: upserted - inserted,
         secretaries,
     })
+}
+
+/// Parses an org file whose parents may already be registered: the parents it does not
+/// hold are looked up in one query. The outer error is the database's; the inner one
+/// lists the file's problems.
+pub async fn parse_org_file(
+    pool: &PgPool,
+    bytes: Vec<u8>,
+) -> Result<Result<OrgTree, crate::orgs::OrgFileError>, DbError> {
+    let (pool, handle) = (pool.clone(), tokio::runtime::Handle::current());
+    tokio::task::spawn_blocking(move || {
+        OrgTree::parse_with(&bytes, |keys| handle.block_on(registered_orgs(&pool, keys)))
+    })
+    .await?
+    .map_err(DbError::from)
+}
+
+/// The registered organisations among these normalised names.
+async fn registered_orgs(
+    pool: &PgPool,
+    keys: &[String],
+) -> Result<std::collections::HashMap<String, crate::orgs::RegisteredOrg>, sqlx::Error> {
+    let rows: Vec<(String, String, Option<String>, bool)> = sqlx::query_as(
+        "SELECT name_key, full_name, province, parent_id IS NULL FROM orgs
+         WHERE name_key = ANY($1)",
+    )
+    .bind(keys)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(key, full_name, province, is_root)| {
+            (
+                key,
+                crate::orgs::RegisteredOrg {
+                    full_name,
+                    province,
+                    is_root,
+                },
+            )
+        })
+        .collect())
 }
 
 /// Streams COPY data; the COPY is aborted if sending fails.
@@ -322,290 +385,6 @@ mod tests {
         copy_line(&mut s, &[Some("a\tb"), None, Some("c\\d\ne")]);
         assert_eq!(s, "a\\tb\t\\N\tc\\\\d\\ne\n");
     }
-}
-
-/// A finding only the database can make, for one row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DbFinding {
-    pub row: u32,
-    pub code: schemas::ErrorCode,
-}
-
-/// What a load did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Loaded {
-    /// Rows written (inserted or updated people).
-    pub rows: u64,
-    /// Rows refused by the database checks, with their codes.
-    pub findings: Vec<DbFinding>,
-}
-
-/// Columns staged for loading, in COPY order.
-const STAGE_COLUMNS: &str = "row_number, id_number, name, ethnicity, political_status, joined_on, \
-     joined_precision, dev_number, education, occupation, phone, workplace, email, org_key, \
-     is_cadre, duty, appointed_on, appointed_precision, nature, party_committee_member";
-
-/// Loads the valid rows of a validation in one transaction.
-///
-/// Under a transaction-level advisory lock (loads are serialised; validation is not), the
-/// rows are staged with COPY, the database findings made set-based — a development
-/// number held by someone else (`dev_number_taken`), a member registered in another
-/// branch (`id_registered_elsewhere`) — those rows dropped, and the rest merged into
-/// people, memberships and cadre posts. The same person into the same branch is an
-/// update; unchanged rows are not touched, so loading a file again changes nothing.
-#[tracing::instrument(skip_all, fields(rows = batch.rows, uploader_id))]
-pub async fn load(
-    pool: &PgPool,
-    batch: &LoadBatch,
-    uploader_id: i64,
-    upload_id: Option<i64>,
-) -> Result<Loaded, LoadError> {
-    let mut conn = pool.acquire().await.map_err(DbError::from)?;
-    let mut tx = conn.begin().await.map_err(DbError::from)?;
-    sqlx::query("SELECT pg_advisory_xact_lock(7217001)")
-        .execute(&mut *tx)
-        .await
-        .map_err(DbError::from)?;
-    sqlx::query(
-        "CREATE TEMP TABLE load_stage (
-            row_number int, id_number text, name text, ethnicity text, political_status text,
-            joined_on date, joined_precision text, dev_number text, education text,
-            occupation text, phone text, workplace text, email text, org_key text,
-            is_cadre boolean, duty text, appointed_on date, appointed_precision text,
-            nature text, party_committee_member boolean, org_id bigint
-        ) ON COMMIT DROP",
-    )
-    .execute(&mut *tx)
-    .await
-    .map_err(DbError::from)?;
-    let copy = format!("COPY load_stage ({STAGE_COLUMNS}) FROM STDIN");
-    copy_in(&mut tx, &copy, batch.data.as_bytes()).await?;
-    // Template A names the branch; template B loads posts of the uploader's organisation.
-    sqlx::query(
-        "UPDATE load_stage s SET org_id = coalesce(o.id, $1)
-         FROM load_stage s2 LEFT JOIN orgs o ON o.name_key = s2.org_key
-         WHERE s.row_number = s2.row_number",
-    )
-    .bind(uploader_id)
-    .execute(&mut *tx)
-    .await
-    .map_err(DbError::from)?;
-    let members = batch.template == schemas::TemplateKind::Members;
-    let taken: Vec<(i32,)> = sqlx::query_as(
-        "SELECT s.row_number FROM load_stage s
-         JOIN people p ON p.dev_number = s.dev_number AND p.id_number <> s.id_number",
-    )
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(DbError::from)?;
-    let elsewhere: Vec<(i32,)> = if members {
-        sqlx::query_as(
-            "SELECT s.row_number FROM load_stage s
-             JOIN memberships m ON m.id_number = s.id_number AND m.org_id <> s.org_id",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(DbError::from)?
-    } else {
-        Vec::new()
-    };
-    let mut findings: Vec<DbFinding> = taken
-        .iter()
-        .map(|(r,)| DbFinding {
-            row: *r as u32,
-            code: schemas::ErrorCode::DevNumberTaken,
-        })
-        .chain(elsewhere.iter().map(|(r,)| DbFinding {
-            row: *r as u32,
-            code: schemas::ErrorCode::IdRegisteredElsewhere,
-        }))
-        .collect();
-    findings.sort_by_key(|f| (f.row, f.code));
-    let refused: Vec<i32> = findings.iter().map(|f| f.row as i32).collect();
-    sqlx::query("DELETE FROM load_stage WHERE row_number = ANY($1)")
-        .bind(&refused)
-        .execute(&mut *tx)
-        .await
-        .map_err(DbError::from)?;
-    // People: template B carries no occupation / workplace / email; keep stored ones.
-    let rows = sqlx::query(
-        "INSERT INTO people AS p (id_number, name, ethnicity, political_status, joined_on,
-             joined_precision, dev_number, education, occupation, phone, workplace, email,
-             created_by_upload, updated_by_upload)
-         SELECT id_number, name, ethnicity, political_status, joined_on, joined_precision,
-             dev_number, education, occupation, phone, workplace, email, $1, $1
-         FROM load_stage
-         ON CONFLICT (id_number) DO UPDATE SET
-             name = EXCLUDED.name, ethnicity = EXCLUDED.ethnicity,
-             political_status = EXCLUDED.political_status, joined_on = EXCLUDED.joined_on,
-             joined_precision = EXCLUDED.joined_precision,
-             dev_number = coalesce(EXCLUDED.dev_number, p.dev_number),
-             education = EXCLUDED.education,
-             occupation = coalesce(EXCLUDED.occupation, p.occupation),
-             phone = EXCLUDED.phone,
-             workplace = coalesce(EXCLUDED.workplace, p.workplace),
-             email = coalesce(EXCLUDED.email, p.email),
-             updated_by_upload = EXCLUDED.updated_by_upload, updated_at = now()
-         WHERE (p.name, p.ethnicity, p.political_status, p.joined_on, p.joined_precision,
-                p.dev_number, p.education, p.occupation, p.phone, p.workplace, p.email)
-               IS DISTINCT FROM
-               (EXCLUDED.name, EXCLUDED.ethnicity, EXCLUDED.political_status, EXCLUDED.joined_on,
-                EXCLUDED.joined_precision, coalesce(EXCLUDED.dev_number, p.dev_number),
-                EXCLUDED.education, coalesce(EXCLUDED.occupation, p.occupation), EXCLUDED.phone,
-                coalesce(EXCLUDED.workplace, p.workplace), coalesce(EXCLUDED.email, p.email))",
-    )
-    .bind(upload_id)
-    .execute(&mut *tx)
-    .await
-    .map_err(DbError::from)?
-    .rows_affected();
-    if members {
-        sqlx::query(
-            "INSERT INTO memberships AS m (id_number, org_id, is_cadre, duty, upload_id)
-             SELECT id_number, org_id, coalesce(is_cadre, false), duty, $1 FROM load_stage
-             ON CONFLICT (id_number) DO UPDATE SET
-                 is_cadre = EXCLUDED.is_cadre, duty = EXCLUDED.duty,
-                 upload_id = EXCLUDED.upload_id, updated_at = now()
-             WHERE (m.is_cadre, m.duty) IS DISTINCT FROM (EXCLUDED.is_cadre, EXCLUDED.duty)",
-        )
-        .bind(upload_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(DbError::from)?;
-    }
-    sqlx::query(
-        "INSERT INTO cadre_posts AS c (id_number, org_id, duty, appointed_on, appointed_precision,
-             nature, party_committee_member, upload_id)
-         SELECT id_number, org_id, duty, appointed_on, appointed_precision, nature,
-             party_committee_member, $1
-         FROM load_stage WHERE duty IS NOT NULL AND ($2 OR is_cadre)
-         ON CONFLICT (id_number, org_id) DO UPDATE SET
-             duty = EXCLUDED.duty, appointed_on = EXCLUDED.appointed_on,
-             appointed_precision = EXCLUDED.appointed_precision, nature = EXCLUDED.nature,
-             party_committee_member = EXCLUDED.party_committee_member,
-             upload_id = EXCLUDED.upload_id, updated_at = now()
-         WHERE (c.duty, c.appointed_on, c.nature, c.party_committee_member)
-               IS DISTINCT FROM
-               (EXCLUDED.duty, EXCLUDED.appointed_on, EXCLUDED.nature, EXCLUDED.party_committee_member)",
-    )
-    .bind(upload_id)
-    .bind(!members)
-    .execute(&mut *tx)
-    .await
-    .map_err(DbError::from)?;
-    tx.commit().await.map_err(DbError::from)?;
-    Ok(Loaded { rows, findings })
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error(transparent)]
-    Db(#[from] DbError),
-}
-
-/// The valid rows of a validation, ready for COPY. Preparing it is CPU work (polars):
-/// do it on a blocking thread, then [`load`] it.
-#[derive(Debug, Clone)]
-pub struct LoadBatch {
-    pub template: schemas::TemplateKind,
-    pub rows: usize,
-    data: String,
-}
-
-impl LoadBatch {
-    pub fn prepare(v: &crate::Validation) -> Result<LoadBatch, polars::prelude::PolarsError> {
-        let (rows, data) = stage_data(v)?;
-        Ok(LoadBatch {
-            template: v.template,
-            rows,
-            data,
-        })
-    }
-}
-
-/// The valid rows as COPY text, canonical values only.
-fn stage_data(v: &crate::Validation) -> Result<(usize, String), polars::prelude::PolarsError> {
-    use polars::prelude::*;
-    use schemas::Field;
-    let t = v.template.template();
-    let df = v.valid_rows()?;
-    let text = |f: Field| -> PolarsResult<Option<StringChunked>> {
-        if t.has(f) {
-            Ok(Some(df.column(&crate::col_val(f))?.str()?.clone()))
-        } else {
-            Ok(None)
-        }
-    };
-    let dev = df.column(&crate::col_in(Field::DevNumber))?.str()?.clone();
-    let org_key = if t.has(Field::Branch) {
-        Some(df.column(&crate::col_in(Field::Branch))?.str()?.clone())
-    } else {
-        None
-    };
-    let rows = df.column(crate::ROW)?.u32()?.clone();
-    let fields = [
-        Field::Name,
-        Field::IdNumber,
-        Field::Ethnicity,
-        Field::PoliticalStatus,
-        Field::JoinedOn,
-        Field::Education,
-        Field::Occupation,
-        Field::Phone,
-        Field::Workplace,
-        Field::Email,
-        Field::IsCadre,
-        Field::Duty,
-        Field::AppointedOn,
-        Field::CadreNature,
-        Field::PartyCommitteeMember,
-    ];
-    let cols: Vec<Option<StringChunked>> = fields
-        .iter()
-        .map(|f| text(*f))
-        .collect::<PolarsResult<_>>()?;
-    let get = |k: usize, i: usize| cols[k].as_ref().and_then(|c| c.get(i));
-    // "2017-05" → a month-precision date (the first of the month).
-    let date = |s: Option<&str>| -> (Option<String>, Option<&'static str>) {
-        match s {
-            Some(d) if d.len() == 7 => (Some(format!("{d}-01")), Some("month")),
-            Some(d) => (Some(d.to_string()), Some("day")),
-            None => (None, None),
-        }
-    };
-    let yes_no = |s: Option<&str>| s.map(|v| if v == "是" { "t" } else { "f" });
-    let mut out = String::with_capacity(df.height() * 160);
-    for i in 0..df.height() {
-        let row = rows.get(i).unwrap_or_default().to_string();
-        let (joined, joined_p) = date(get(4, i));
-        let (appointed, appointed_p) = date(get(12, i));
-        copy_line(
-            &mut out,
-            &[
-                Some(&row),
-                get(1, i),
-                get(0, i),
-                get(2, i),
-                get(3, i),
-                joined.as_deref(),
-                joined_p,
-                dev.get(i),
-                get(5, i),
-                get(6, i),
-                get(7, i),
-                get(8, i),
-                get(9, i),
-                org_key.as_ref().and_then(|c| c.get(i)),
-                yes_no(get(10, i)),
-                get(11, i),
-                appointed.as_deref(),
-                appointed_p,
-                get(13, i),
-                yes_no(get(14, i)),
-            ],
-        );
-    }
-    Ok((df.height(), out))
 }
 
 /// Hex SHA-256 of an upload's bytes: with the uploader and the template, the identity

@@ -16,11 +16,23 @@ pub struct Org {
     pub short_name: String,
     pub category: OrgCategory,
     pub parent: Option<usize>,
+    /// The parent, when it is not in this file but already registered.
+    pub registered_parent: Option<RegisteredOrg>,
     /// Effective province code (own or inherited).
     pub province: Option<String>,
     pub industry: Option<String>,
     pub school_code: Option<String>,
     pub secretary: Option<Secretary>,
+}
+
+/// An organisation already in the registry that an org file names as a parent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredOrg {
+    pub full_name: String,
+    /// Effective province code.
+    pub province: Option<String>,
+    /// Has no parent itself (a national root when it has no province either).
+    pub is_root: bool,
 }
 
 /// A secretary named in the org file (created as an incomplete person, SPEC §2).
@@ -123,24 +135,48 @@ impl OrgTree {
     }
 
     /// Parses an org file: xlsx/xls/ods by content, otherwise CSV (UTF-8, BOM allowed).
+    /// Every parent must be in the file.
     pub fn parse(bytes: &[u8]) -> Result<OrgTree, OrgFileError> {
-        let rows = read_table(bytes).map_err(|p| OrgFileError { problems: vec![p] })?;
-        OrgTree::from_rows(rows)
+        Self::parse_with(bytes, |_| Ok::<_, std::convert::Infallible>(HashMap::new()))
+            .unwrap_or_else(|never| match never {})
     }
 
-    /// Builds the tree from rows whose first row is the header.
+    /// Parses an org file whose parents may also be registered organisations: `registered`
+    /// is asked once, with the normalised names of the parents the file does not hold,
+    /// and answers with those it knows. Its error (the registry could not be asked) is
+    /// the outer one; the file's own problems are the inner one.
+    pub fn parse_with<E>(
+        bytes: &[u8],
+        registered: impl FnOnce(&[String]) -> Result<HashMap<String, RegisteredOrg>, E>,
+    ) -> Result<Result<OrgTree, OrgFileError>, E> {
+        match read_table(bytes) {
+            Ok(rows) => OrgTree::from_rows_with(rows, registered),
+            Err(p) => Ok(Err(OrgFileError { problems: vec![p] })),
+        }
+    }
+
+    /// Builds the tree from rows whose first row is the header; every parent in the file.
     pub fn from_rows(rows: Vec<Vec<String>>) -> Result<OrgTree, OrgFileError> {
+        Self::from_rows_with(rows, |_| Ok::<_, std::convert::Infallible>(HashMap::new()))
+            .unwrap_or_else(|never| match never {})
+    }
+
+    /// Builds the tree from rows whose first row is the header (see [`Self::parse_with`]).
+    pub fn from_rows_with<E>(
+        rows: Vec<Vec<String>>,
+        registered: impl FnOnce(&[String]) -> Result<HashMap<String, RegisteredOrg>, E>,
+    ) -> Result<Result<OrgTree, OrgFileError>, E> {
         let mut problems = Vec::new();
         let Some(header_at) = rows
             .iter()
             .take(6)
             .position(|r| r.iter().any(|c| normalise_header(c) == "组织全称"))
         else {
-            return Err(OrgFileError {
+            return Ok(Err(OrgFileError {
                 problems: vec![
                     "找不到表头（需要列：组织全称、组织简称、组织类别、上级组织全称…）".into(),
                 ],
-            });
+            }));
         };
         let header: Vec<String> = rows[header_at]
             .iter()
@@ -154,7 +190,7 @@ impl OrgTree {
             }
         }
         if !problems.is_empty() {
-            return Err(OrgFileError { problems });
+            return Ok(Err(OrgFileError { problems }));
         }
         // Names are kept as registered (shown in reports) and compared normalised.
         let name_cell = |row: &[String], i: usize| -> Option<String> {
@@ -240,6 +276,7 @@ impl OrgTree {
                 short_name: name_cell(row, 1).unwrap_or_default(),
                 category,
                 parent: None,
+                registered_parent: None,
                 province: None,
                 industry: cell(row, 4),
                 school_code,
@@ -252,11 +289,25 @@ impl OrgTree {
             });
         }
         let mut tree_problems = 0;
+        let mut outside: Vec<String> = pending
+            .iter()
+            .filter_map(|p| p.parent_key.as_deref().map(normalise_org))
+            .filter(|k| !by_key.contains_key(k))
+            .collect();
+        outside.sort_unstable();
+        outside.dedup();
+        let known = if outside.is_empty() {
+            HashMap::new()
+        } else {
+            registered(&outside)?
+        };
         for (idx, p) in pending.iter().enumerate() {
             if let Some(parent) = &p.parent_key {
-                match by_key.get(&normalise_org(parent)) {
-                    Some(&pi) => orgs[idx].parent = Some(pi),
-                    None => {
+                let key = normalise_org(parent);
+                match (by_key.get(&key), known.get(&key)) {
+                    (Some(&pi), _) => orgs[idx].parent = Some(pi),
+                    (None, Some(r)) => orgs[idx].registered_parent = Some(r.clone()),
+                    (None, None) => {
                         tree_problems += 1;
                         problems.push(format!("第{}行：上级组织“{parent}”不存在", p.line));
                     }
@@ -306,10 +357,21 @@ impl OrgTree {
             order.sort_by_key(|&i| depths[i]);
             for i in order {
                 let own = pending[i].own_province.clone();
-                let inherited = orgs[i].parent.and_then(|p| orgs[p].province.clone());
-                let parent_is_national = orgs[i]
-                    .parent
-                    .is_some_and(|p| orgs[p].province.is_none() && orgs[p].parent.is_none());
+                let registered = orgs[i].registered_parent.as_ref();
+                let inherited = match (orgs[i].parent, registered) {
+                    (Some(p), _) => orgs[p].province.clone(),
+                    (None, Some(r)) => r.province.clone(),
+                    (None, None) => None,
+                };
+                let parent_is_national = match (orgs[i].parent, registered) {
+                    (Some(p), _) => {
+                        orgs[p].province.is_none()
+                            && orgs[p].parent.is_none()
+                            && orgs[p].registered_parent.is_none()
+                    }
+                    (None, Some(r)) => r.province.is_none() && r.is_root,
+                    (None, None) => false,
+                };
                 if own.is_none() && inherited.is_none() && parent_is_national {
                     problems.push(format!(
                         "第{}行：省级组织“{}”须填写省份代码",
@@ -320,9 +382,9 @@ impl OrgTree {
             }
         }
         if !problems.is_empty() {
-            return Err(OrgFileError { problems });
+            return Ok(Err(OrgFileError { problems }));
         }
-        Ok(OrgTree { orgs, by_key })
+        Ok(Ok(OrgTree { orgs, by_key }))
     }
 
     /// A resolver for one uploader (the uploader must exist).

@@ -121,6 +121,7 @@ impl Validation {
         }
         let field = |c: ErrorCode| match c {
             ErrorCode::DevNumberTaken => Field::DevNumber,
+            ErrorCode::OrgNotFound => Field::Branch,
             _ => Field::IdNumber,
         };
         let rows: Vec<u32> = found.iter().map(|f| f.0).collect();

@@ -299,7 +299,7 @@ async fn a_load_killed_during_copy_leaves_nothing(pool: sqlx::PgPool) {
     for _ in 0..6000 {
         let copying: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = $1 AND state = 'active' AND query LIKE 'COPY load_stage%'",
+             WHERE datname = $1 AND state = 'active' AND query LIKE 'COPY people%'",
         )
         .bind(&db)
         .fetch_one(&pool)
@@ -321,7 +321,7 @@ async fn a_load_killed_during_copy_leaves_nothing(pool: sqlx::PgPool) {
     // The server notices the dead connection and rolls back.
     for _ in 0..200 {
         let busy: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'COPY load_stage%'",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'COPY people%'",
         )
         .bind(&db)
         .fetch_one(&pool)

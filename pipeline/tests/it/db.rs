@@ -189,28 +189,34 @@ async fn validation_against_the_database_matches_the_offline_one(pool: PgPool) {
     );
 }
 
-/// Validates against the database and prepares the valid rows for loading.
+/// Validates a members roster against the database and prepares the valid rows.
 async fn validate_online(
     pool: &PgPool,
     people: &[Person],
     uploader: &str,
 ) -> pipeline::db::LoadBatch {
-    use schemas::TemplateKind;
-    let rows: Vec<_> = people
-        .iter()
-        .map(|p| p.cells(TemplateKind::Members))
-        .collect();
-    let bytes = workbook(TemplateKind::Members, &[], None, &rows, false);
+    validate_online_as(pool, schemas::TemplateKind::Members, people, uploader).await
+}
+
+/// Validates a roster of either template against the database and prepares the valid rows.
+async fn validate_online_as(
+    pool: &PgPool,
+    template: schemas::TemplateKind,
+    people: &[Person],
+    uploader: &str,
+) -> pipeline::db::LoadBatch {
+    let rows: Vec<_> = people.iter().map(|p| p.cells(template)).collect();
+    let bytes = workbook(template, &[], None, &rows, false);
     let db = pipeline::db::DbOrgs::for_uploader(pool, uploader)
         .await
         .unwrap()
         .unwrap();
-    off_runtime(move || {
-        match pipeline::validate_bytes(&bytes, &options(TemplateKind::Members), &db).unwrap() {
+    off_runtime(
+        move || match pipeline::validate_bytes(&bytes, &options(template), &db).unwrap() {
             pipeline::Outcome::Accepted(v) => pipeline::db::LoadBatch::prepare(&v).unwrap(),
             pipeline::Outcome::Rejected(r) => panic!("{r:?}"),
-        }
-    })
+        },
+    )
     .await
 }
 
@@ -295,4 +301,159 @@ async fn loading_is_idempotent_and_checks_everyone_registered(pool: PgPool) {
     );
     assert_eq!(loaded.rows, 0, "unchanged people pass silently");
     assert_eq!(snapshot(&pool).await, before);
+}
+
+async fn org_id(pool: &PgPool, name_key: &str) -> i64 {
+    sqlx::query_scalar("SELECT id FROM orgs WHERE name_key = $1")
+        .bind(name_key)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Posts of a person: (organisation, duty), in the order the organisations were created.
+async fn posts(pool: &PgPool, person: &Person) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT o.full_name, c.duty FROM cadre_posts c JOIN orgs o ON o.id = c.org_id
+         WHERE c.id_number = $1 ORDER BY o.id",
+    )
+    .bind(person.id())
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// Template B loads posts of the uploader's own organisation; one person may hold posts
+/// in several, and a post never moves or removes a membership.
+#[sqlx::test(migrator = "pipeline::db::MIGRATOR")]
+async fn cadre_rosters_load_posts_of_the_uploader_in_several_organisations(pool: PgPool) {
+    use pipeline::db::load;
+    use schemas::{Field, TemplateKind::Cadres};
+
+    import_orgs(&pool, &tree()).await.unwrap();
+    let (guangdong, school) = (org_id(&pool, GUANGDONG).await, org_id(&pool, SCHOOL).await);
+    let member = Person::new(1);
+    let members = validate_online(&pool, std::slice::from_ref(&member), GUANGDONG).await;
+    assert_eq!(
+        load(&pool, &members, guangdong, None).await.unwrap().rows,
+        1
+    );
+
+    // The school's committee: the member as 书记, a new person as 副书记.
+    let newcomer = Person::new(2).text(Field::Duty, "副书记");
+    let school_file = [member.clone(), newcomer.clone()];
+    let v = validate_online_as(&pool, Cadres, &school_file, SCHOOL).await;
+    let loaded = load(&pool, &v, school, None).await.unwrap();
+    assert_eq!(
+        (loaded.rows, loaded.findings.len()),
+        (1, 0),
+        "one new person"
+    );
+    assert_eq!(
+        posts(&pool, &member).await,
+        vec![(SCHOOL.into(), "书记".into())]
+    );
+    assert_eq!(
+        posts(&pool, &newcomer).await,
+        vec![(SCHOOL.into(), "副书记".into())]
+    );
+
+    // The province's leading body: the same member, a second post; no finding.
+    let v = validate_online_as(
+        &pool,
+        Cadres,
+        &[member.clone().text(Field::Duty, "委员")],
+        GUANGDONG,
+    )
+    .await;
+    let loaded = load(&pool, &v, guangdong, None).await.unwrap();
+    assert_eq!((loaded.rows, loaded.findings.len()), (0, 0));
+    assert_eq!(
+        posts(&pool, &member).await,
+        vec![
+            (GUANGDONG.into(), "委员".into()),
+            (SCHOOL.into(), "书记".into())
+        ]
+    );
+    // Memberships untouched: the member stays in the branch, the newcomer has none.
+    let branches: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT p.id_number, o.full_name FROM people p LEFT JOIN orgs o ON o.id = p.branch_id
+         ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        branches,
+        vec![(member.id(), Some(BRANCH.into())), (newcomer.id(), None)]
+    );
+
+    // The school's file again: nothing; with a changed duty: the post is updated.
+    let v = validate_online_as(&pool, Cadres, &school_file, SCHOOL).await;
+    let again = load(&pool, &v, school, None).await.unwrap();
+    assert_eq!((again.rows, again.findings.len()), (0, 0));
+    assert_eq!(count(&pool, "SELECT count(*) FROM cadre_posts").await, 3);
+    let promoted = [member.clone().text(Field::Duty, "副书记")];
+    let v = validate_online_as(&pool, Cadres, &promoted, SCHOOL).await;
+    load(&pool, &v, school, None).await.unwrap();
+    assert_eq!(
+        posts(&pool, &member).await,
+        vec![
+            (GUANGDONG.into(), "委员".into()),
+            (SCHOOL.into(), "副书记".into())
+        ]
+    );
+}
+
+/// A committee's org file may hang new organisations under registered ones.
+#[sqlx::test(migrator = "pipeline::db::MIGRATOR")]
+async fn org_files_may_name_registered_parents(pool: PgPool) {
+    import_orgs(&pool, &tree()).await.unwrap();
+    let csv = format!(
+        "组织全称,组织简称,组织类别,上级组织全称,行业类别,省份代码,学校机构编号
+深圳市某中学初二1班团支部,初二1班,团支部,{SCHOOL},,,
+广州市某中学团委,广州某中学,团委,{GUANGDONG},,,
+广州市某中学高一1班团支部,广州高一1班,团支部,广州市某中学团委,,,
+"
+    );
+    let tree = pipeline::db::parse_org_file(&pool, csv.into_bytes())
+        .await
+        .unwrap()
+        .unwrap();
+    let done = import_orgs(&pool, &tree).await.unwrap();
+    assert_eq!((done.inserted, done.updated), (3, 0));
+    assert_eq!(
+        province(&pool, "广州市某中学高一1班团支部")
+            .await
+            .as_deref(),
+        Some("44"),
+        "inherited through a registered parent"
+    );
+    let in_guangdong = count(
+        &pool,
+        "SELECT count(*) FROM orgs o, orgs g WHERE g.name_key = '共青团广东省委员会' AND g.id = ANY(o.path)",
+    )
+    .await;
+    assert_eq!(in_guangdong, 8, "paths run through the registered parents");
+
+    // A parent neither in the file nor registered; a provincial organisation under the
+    // registered national root without its code: rejected, with the line.
+    let head = "组织全称,组织简称,组织类别,上级组织全称,行业类别,省份代码,学校机构编号\n";
+    for (row, problem) in [
+        (
+            "某某团支部,某某,团支部,没有这个团委,,,",
+            "第2行：上级组织“没有这个团委”不存在",
+        ),
+        (
+            "共青团上海市委员会,上海团市委,团的领导机关,共青团中央,,,",
+            "第2行：省级组织“共青团上海市委员会”须填写省份代码",
+        ),
+    ] {
+        let problems = pipeline::db::parse_org_file(&pool, format!("{head}{row}\n").into_bytes())
+            .await
+            .unwrap()
+            .unwrap_err()
+            .problems;
+        assert_eq!(problems, vec![problem.to_string()]);
+    }
 }

@@ -1,0 +1,533 @@
+//! The load stage: the valid rows of a validation into the registry in one transaction,
+//! checked against everyone already registered, as few index writes as possible.
+//!
+//! The shape of the work (BENCHMARKS.md has the numbers behind it):
+//! 1. [`LoadBatch::prepare`] (CPU, a blocking thread) turns the valid rows into COPY text
+//!    once, sorted by ID number, so new people reach the primary key in key order.
+//! 2. [`load`] takes the load lock, COPYs only the keys of every row (row, ID, number,
+//!    branch) into a temporary table, and asks two set-based questions: which numbers
+//!    are held by someone else (`dev_number_taken`), and which people are already stored
+//!    (and, for members, in another branch: `id_registered_elsewhere`).
+//! 3. New people are COPYed straight into `people` (no staging copy, no `ON CONFLICT`);
+//!    stored people are staged and updated only where something differs; cadre posts are
+//!    merged. Loading the same file again writes nothing.
+
+use std::ops::Range;
+
+use sqlx::postgres::PgPool;
+use sqlx::{Connection, PgConnection};
+
+use crate::db::{DbError, copy_fields};
+
+/// A finding only the database can make, for one row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbFinding {
+    pub row: u32,
+    pub code: schemas::ErrorCode,
+}
+
+/// What a load did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    /// Rows written (inserted or updated people).
+    pub rows: u64,
+    /// Rows refused by the database checks, with their codes.
+    pub findings: Vec<DbFinding>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<sqlx::Error> for LoadError {
+    fn from(e: sqlx::Error) -> Self {
+        LoadError::Db(DbError::from(e))
+    }
+}
+
+/// Every load takes this transaction-level advisory lock: loads (and org imports, which
+/// create secretaries) are serialised, so the checks of one load see every earlier load.
+pub(crate) const LOAD_LOCK: i64 = 7217001;
+
+/// People columns written by a load, in COPY order: the prepared person fields, then
+/// `branch_id` and the upload.
+const PERSON_COLUMNS: &str = "id_number, name, ethnicity, political_status, joined_on, \
+     joined_precision, dev_number, education, occupation, phone, workplace, email, is_cadre, \
+     duty, branch_id, created_by_upload, updated_by_upload";
+
+/// Chunk size of COPY data sent to the server; building the next chunk overlaps with the
+/// server writing the last one.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// The valid rows of a validation, ready for COPY. Preparing it is CPU work (polars):
+/// do it on a blocking thread, then [`load`] it.
+#[derive(Debug, Clone)]
+pub struct LoadBatch {
+    pub template: schemas::TemplateKind,
+    pub rows: usize,
+    /// Sorted by ID number.
+    staged: Vec<Staged>,
+    /// Distinct normalised branch names (template A).
+    branches: Vec<String>,
+    /// COPY fields of every row, referenced by range.
+    text: String,
+}
+
+#[derive(Debug, Clone)]
+struct Staged {
+    row: u32,
+    id_number: String,
+    dev_number: Option<String>,
+    /// Index into `branches`.
+    branch: Option<u32>,
+    /// `id_number … email, is_cadre, duty`, tab-separated.
+    person: Range<usize>,
+    /// `duty, appointed_on, appointed_precision, nature, party_committee_member`.
+    post: Option<Range<usize>>,
+}
+
+impl LoadBatch {
+    pub fn prepare(v: &crate::Validation) -> Result<LoadBatch, polars::prelude::PolarsError> {
+        prepare(v)
+    }
+
+    /// No rows to load.
+    pub fn is_empty(&self) -> bool {
+        self.staged.is_empty()
+    }
+}
+
+#[tracing::instrument(skip_all, fields(rows))]
+fn prepare(v: &crate::Validation) -> Result<LoadBatch, polars::prelude::PolarsError> {
+    use polars::prelude::*;
+    use schemas::Field;
+    let t = v.template.template();
+    let members = v.template == schemas::TemplateKind::Members;
+    let df = v.valid_rows()?;
+    tracing::Span::current().record("rows", df.height());
+    let text = |f: Field| -> PolarsResult<Option<StringChunked>> {
+        if t.has(f) {
+            Ok(Some(df.column(&crate::col_val(f))?.str()?.clone()))
+        } else {
+            Ok(None)
+        }
+    };
+    let dev = df.column(&crate::col_in(Field::DevNumber))?.str()?.clone();
+    let branch = if t.has(Field::Branch) {
+        Some(df.column(&crate::col_in(Field::Branch))?.str()?.clone())
+    } else {
+        None
+    };
+    let rows = df.column(crate::ROW)?.u32()?.clone();
+    let [
+        name,
+        id,
+        ethnicity,
+        political,
+        joined,
+        education,
+        occupation,
+        phone,
+        workplace,
+        email,
+        is_cadre,
+        duty,
+        appointed,
+        nature,
+        committee,
+    ] = [
+        Field::Name,
+        Field::IdNumber,
+        Field::Ethnicity,
+        Field::PoliticalStatus,
+        Field::JoinedOn,
+        Field::Education,
+        Field::Occupation,
+        Field::Phone,
+        Field::Workplace,
+        Field::Email,
+        Field::IsCadre,
+        Field::Duty,
+        Field::AppointedOn,
+        Field::CadreNature,
+        Field::PartyCommitteeMember,
+    ]
+    .map(text);
+    let (name, id) = (name?, id?);
+    let (ethnicity, political, joined, education) = (ethnicity?, political?, joined?, education?);
+    let (occupation, phone, workplace, email) = (occupation?, phone?, workplace?, email?);
+    let (is_cadre, duty, appointed, nature, committee) =
+        (is_cadre?, duty?, appointed?, nature?, committee?);
+    fn get(c: &Option<StringChunked>, i: usize) -> Option<&str> {
+        c.as_ref().and_then(|c| c.get(i))
+    }
+    let id_of = |i: usize| get(&id, i).unwrap_or_default();
+
+    // Key order: new people then reach the primary key's B-tree in order.
+    let mut order: Vec<usize> = (0..df.height()).collect();
+    order.sort_unstable_by(|&a, &b| id_of(a).cmp(id_of(b)));
+
+    let mut branches: Vec<String> = Vec::new();
+    let mut branch_index: std::collections::HashMap<&str, u32> = Default::default();
+    let mut out = String::with_capacity(df.height() * 200);
+    let mut staged = Vec::with_capacity(df.height());
+    for i in order {
+        let (joined_on, joined_precision) = month_or_day(get(&joined, i));
+        let cadre = yes_no(get(&is_cadre, i));
+        let start = out.len();
+        copy_fields(
+            &mut out,
+            &[
+                Some(id_of(i)),
+                get(&name, i),
+                get(&ethnicity, i),
+                get(&political, i),
+                joined_on.as_deref(),
+                joined_precision,
+                dev.get(i),
+                get(&education, i),
+                get(&occupation, i),
+                get(&phone, i),
+                get(&workplace, i),
+                get(&email, i),
+                // Membership columns: template B rows are posts, not memberships.
+                Some(if members { cadre.unwrap_or("f") } else { "f" }),
+                if members { get(&duty, i) } else { None },
+            ],
+        );
+        let person = start..out.len();
+        // Template B: every row is a post in the uploader's organisation; template A: a
+        // cadre's post in the branch.
+        let post = (get(&duty, i).is_some() && (!members || cadre == Some("t"))).then(|| {
+            let start = out.len();
+            let (on, precision) = month_or_day(get(&appointed, i));
+            copy_fields(
+                &mut out,
+                &[
+                    get(&duty, i),
+                    on.as_deref(),
+                    precision,
+                    get(&nature, i),
+                    yes_no(get(&committee, i)),
+                ],
+            );
+            start..out.len()
+        });
+        let branch = branch.as_ref().and_then(|b| b.get(i)).map(|key| {
+            *branch_index.entry(key).or_insert_with(|| {
+                branches.push(key.to_string());
+                (branches.len() - 1) as u32
+            })
+        });
+        staged.push(Staged {
+            row: rows.get(i).unwrap_or_default(),
+            id_number: id_of(i).to_string(),
+            dev_number: dev.get(i).map(str::to_string),
+            branch,
+            person,
+            post,
+        });
+    }
+    Ok(LoadBatch {
+        template: v.template,
+        rows: staged.len(),
+        staged,
+        branches,
+        text: out,
+    })
+}
+
+/// "2017-05" is a month-precision date (stored as the first of the month).
+fn month_or_day(s: Option<&str>) -> (Option<String>, Option<&'static str>) {
+    match s {
+        Some(d) if d.len() == 7 => (Some(format!("{d}-01")), Some("month")),
+        Some(d) => (Some(d.to_string()), Some("day")),
+        None => (None, None),
+    }
+}
+
+fn yes_no(s: Option<&str>) -> Option<&'static str> {
+    s.map(|v| if v == "是" { "t" } else { "f" })
+}
+
+/// What the checks said about one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    New,
+    Stored,
+    Refused,
+}
+
+/// Loads the valid rows of a validation in one transaction (module docs for the steps).
+///
+/// The same person into the same branch is an update; unchanged rows are not touched,
+/// so loading a file again changes nothing. Template A rows become members of their
+/// branch (and cadre posts there when 是否团干部 is 是); template B rows become posts in
+/// the uploader's organisation, and one person may hold posts in several.
+#[tracing::instrument(skip_all, fields(rows = batch.rows, uploader_id, upload_id))]
+pub async fn load(
+    pool: &PgPool,
+    batch: &LoadBatch,
+    uploader_id: i64,
+    upload_id: Option<i64>,
+) -> Result<Loaded, LoadError> {
+    let members = batch.template == schemas::TemplateKind::Members;
+    let mut conn = pool.acquire().await.map_err(DbError::from)?;
+    let mut tx = conn.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(LOAD_LOCK)
+        .execute(&mut *tx)
+        .await?;
+
+    // Branch ids, one query for the distinct names. Organisations are never deleted,
+    // but one may have been renamed since validation: its rows are refused.
+    let branch_ids: Vec<Option<i64>> = sqlx::query_scalar(
+        "SELECT o.id FROM unnest($1::text[]) WITH ORDINALITY AS k(key, n)
+         LEFT JOIN orgs o ON o.name_key = k.key ORDER BY k.n",
+    )
+    .bind(&batch.branches)
+    .fetch_all(&mut *tx)
+    .await?;
+    let org_of = |s: &Staged| -> Option<i64> {
+        if members {
+            s.branch.and_then(|b| branch_ids[b as usize])
+        } else {
+            Some(uploader_id)
+        }
+    };
+
+    sqlx::query(
+        r#"CREATE TEMP TABLE load_keys (
+            row_number int, id_number text COLLATE "C", dev_number text COLLATE "C", org_id bigint
+        ) ON COMMIT DROP"#,
+    )
+    .execute(&mut *tx)
+    .await?;
+    copy_rows(
+        &mut tx,
+        "COPY load_keys FROM STDIN",
+        batch.staged.iter(),
+        |out, s| {
+            let org = org_of(s).map(|o| o.to_string());
+            copy_fields(
+                out,
+                &[
+                    Some(&s.row.to_string()),
+                    Some(&s.id_number),
+                    s.dev_number.as_deref(),
+                    org.as_deref(),
+                ],
+            );
+            out.push('\n');
+        },
+    )
+    .await?;
+    sqlx::query("ANALYZE load_keys").execute(&mut *tx).await?;
+
+    let taken: Vec<i32> = sqlx::query_scalar(
+        "SELECT k.row_number FROM load_keys k
+         JOIN people p ON p.dev_number = k.dev_number AND p.id_number <> k.id_number",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    // Stored people, and whether they are a member of another branch (template A only:
+    // posts may be held in several organisations).
+    let stored: Vec<(i32, bool)> = sqlx::query_as(
+        "SELECT k.row_number, $1 AND p.branch_id IS NOT NULL AND p.branch_id <> k.org_id
+         FROM load_keys k JOIN people p ON p.id_number = k.id_number",
+    )
+    .bind(members)
+    .fetch_all(&mut *tx)
+    .await?;
+
+    let mut findings: Vec<DbFinding> = Vec::new();
+    let max_row = batch.staged.iter().map(|s| s.row).max().unwrap_or(0) as usize;
+    let mut verdict = vec![Verdict::New; max_row + 1];
+    let mut refuse = |row: u32, code| {
+        verdict[row as usize] = Verdict::Refused;
+        findings.push(DbFinding { row, code });
+    };
+    for s in batch.staged.iter().filter(|s| org_of(s).is_none()) {
+        refuse(s.row, schemas::ErrorCode::OrgNotFound);
+    }
+    for row in taken {
+        refuse(row as u32, schemas::ErrorCode::DevNumberTaken);
+    }
+    for &(row, elsewhere) in &stored {
+        if elsewhere {
+            refuse(row as u32, schemas::ErrorCode::IdRegisteredElsewhere);
+        }
+    }
+    for &(row, _) in &stored {
+        if verdict[row as usize] == Verdict::New {
+            verdict[row as usize] = Verdict::Stored;
+        }
+    }
+    findings.sort_by_key(|f| (f.row, f.code));
+    findings.dedup();
+    let is = |s: &Staged, v: Verdict| verdict[s.row as usize] == v;
+
+    // New people, straight into the table.
+    let upload = upload_id.map(|u| u.to_string());
+    let person_line = |out: &mut String, s: &Staged| {
+        out.push_str(&batch.text[s.person.clone()]);
+        out.push('\t');
+        match org_of(s).filter(|_| members) {
+            Some(org) => out.push_str(&org.to_string()),
+            None => out.push_str("\\N"),
+        }
+        for _ in 0..2 {
+            out.push('\t');
+            out.push_str(upload.as_deref().unwrap_or("\\N"));
+        }
+        out.push('\n');
+    };
+    let inserted = copy_rows(
+        &mut tx,
+        &format!("COPY people ({PERSON_COLUMNS}) FROM STDIN"),
+        batch.staged.iter().filter(|s| is(s, Verdict::New)),
+        person_line,
+    )
+    .await?;
+
+    // Stored people: staged, then updated where something differs. Template B carries
+    // no occupation / workplace / email, and no membership: stored ones are kept.
+    let updated = if stored.is_empty() {
+        0
+    } else {
+        sqlx::query(
+            "CREATE TEMP TABLE load_update ON COMMIT DROP AS SELECT id_number, name, ethnicity,
+                 political_status, joined_on, joined_precision, dev_number, education,
+                 occupation, phone, workplace, email, is_cadre, duty, branch_id,
+                 created_by_upload, updated_by_upload
+             FROM people WITH NO DATA",
+        )
+        .execute(&mut *tx)
+        .await?;
+        copy_rows(
+            &mut tx,
+            &format!("COPY load_update ({PERSON_COLUMNS}) FROM STDIN"),
+            batch.staged.iter().filter(|s| is(s, Verdict::Stored)),
+            person_line,
+        )
+        .await?;
+        sqlx::query("ANALYZE load_update").execute(&mut *tx).await?;
+        sqlx::query(
+            "UPDATE people p SET
+                 name = u.name, ethnicity = u.ethnicity, political_status = u.political_status,
+                 joined_on = u.joined_on, joined_precision = u.joined_precision,
+                 dev_number = coalesce(u.dev_number, p.dev_number), education = u.education,
+                 occupation = coalesce(u.occupation, p.occupation), phone = u.phone,
+                 workplace = coalesce(u.workplace, p.workplace),
+                 email = coalesce(u.email, p.email),
+                 branch_id = CASE WHEN $1 THEN u.branch_id ELSE p.branch_id END,
+                 is_cadre = CASE WHEN $1 THEN u.is_cadre ELSE p.is_cadre END,
+                 duty = CASE WHEN $1 THEN u.duty ELSE p.duty END,
+                 updated_by_upload = u.updated_by_upload, updated_at = now()
+             FROM load_update u
+             WHERE p.id_number = u.id_number
+               AND (p.name, p.ethnicity, p.political_status, p.joined_on, p.joined_precision,
+                    p.dev_number, p.education, p.occupation, p.phone, p.workplace, p.email,
+                    p.branch_id, p.is_cadre, p.duty)
+                   IS DISTINCT FROM
+                   (u.name, u.ethnicity, u.political_status, u.joined_on, u.joined_precision,
+                    coalesce(u.dev_number, p.dev_number), u.education,
+                    coalesce(u.occupation, p.occupation), u.phone,
+                    coalesce(u.workplace, p.workplace), coalesce(u.email, p.email),
+                    CASE WHEN $1 THEN u.branch_id ELSE p.branch_id END,
+                    CASE WHEN $1 THEN u.is_cadre ELSE p.is_cadre END,
+                    CASE WHEN $1 THEN u.duty ELSE p.duty END)",
+        )
+        .bind(members)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+    };
+
+    // Cadre posts: few, merged.
+    let posts = || {
+        batch
+            .staged
+            .iter()
+            .filter(|s| s.post.is_some() && !is(s, Verdict::Refused))
+    };
+    if posts().next().is_some() {
+        sqlx::query(
+            r#"CREATE TEMP TABLE load_posts (
+                id_number text COLLATE "C", org_id bigint, duty text, appointed_on date,
+                appointed_precision text, nature text, party_committee_member boolean,
+                upload_id bigint
+            ) ON COMMIT DROP"#,
+        )
+        .execute(&mut *tx)
+        .await?;
+        copy_rows(&mut tx, "COPY load_posts FROM STDIN", posts(), |out, s| {
+            let org = org_of(s).map(|o| o.to_string());
+            copy_fields(out, &[Some(&s.id_number), org.as_deref()]);
+            out.push('\t');
+            out.push_str(&batch.text[s.post.clone().unwrap_or_default()]);
+            out.push('\t');
+            out.push_str(upload.as_deref().unwrap_or("\\N"));
+            out.push('\n');
+        })
+        .await?;
+        sqlx::query(
+            "INSERT INTO cadre_posts AS c (id_number, org_id, duty, appointed_on,
+                 appointed_precision, nature, party_committee_member, upload_id)
+             SELECT * FROM load_posts
+             ON CONFLICT (id_number, org_id) DO UPDATE SET
+                 duty = EXCLUDED.duty, appointed_on = EXCLUDED.appointed_on,
+                 appointed_precision = EXCLUDED.appointed_precision, nature = EXCLUDED.nature,
+                 party_committee_member = EXCLUDED.party_committee_member,
+                 upload_id = EXCLUDED.upload_id, updated_at = now()
+             WHERE (c.duty, c.appointed_on, c.appointed_precision, c.nature,
+                    c.party_committee_member)
+                   IS DISTINCT FROM
+                   (EXCLUDED.duty, EXCLUDED.appointed_on, EXCLUDED.appointed_precision,
+                    EXCLUDED.nature, EXCLUDED.party_committee_member)",
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    tracing::debug!(inserted, updated, refused = findings.len(), "load written");
+    Ok(Loaded {
+        rows: inserted + updated,
+        findings,
+    })
+}
+
+/// Streams COPY lines written by `line` for each item, in chunks; the COPY is aborted if
+/// sending fails. Returns the rows the server stored.
+async fn copy_rows<'a, I, F>(
+    conn: &mut PgConnection,
+    statement: &str,
+    items: I,
+    mut line: F,
+) -> Result<u64, DbError>
+where
+    I: Iterator<Item = &'a Staged>,
+    F: FnMut(&mut String, &'a Staged),
+{
+    let mut copy = conn.copy_in_raw(statement).await?;
+    let mut buf = String::with_capacity(COPY_CHUNK + 4096);
+    for s in items {
+        line(&mut buf, s);
+        if buf.len() >= COPY_CHUNK {
+            if let Err(e) = copy.send(buf.as_bytes()).await {
+                copy.abort(e.to_string()).await?;
+                return Err(e.into());
+            }
+            buf.clear();
+        }
+    }
+    if !buf.is_empty()
+        && let Err(e) = copy.send(buf.as_bytes()).await
+    {
+        copy.abort(e.to_string()).await?;
+        return Err(e.into());
+    }
+    Ok(copy.finish().await?)
+}
