@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use pipeline::orgs::OrgTree;
 use pipeline::report;
 use pipeline::sample::{SampleOptions, generate};
+use pipeline::validate::RowCounts;
 use pipeline::{Outcome, ReadLimits, ValidateOptions, validate_bytes};
 use schemas::TemplateKind;
 
@@ -67,6 +68,55 @@ enum Command {
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: String,
     },
+    /// Put a roster into the uploads bucket (or take an object already there), register it
+    /// by content hash, enqueue it; prints the upload id.
+    Submit {
+        /// A local file, or s3://BUCKET/KEY.
+        source: String,
+        /// Full name of the uploading organisation.
+        #[arg(long)]
+        uploader: String,
+        #[arg(long, value_enum, default_value = "members")]
+        template: Template,
+        #[command(flatten)]
+        service: ServiceArgs,
+    },
+    /// Process queued uploads until SIGTERM or Ctrl-C (jobs in flight are finished).
+    Worker {
+        /// Uploads processed at once by this process.
+        #[arg(long, env = "ROSTER_CONCURRENCY", default_value_t = 1)]
+        concurrency: usize,
+        /// Attempts per upload before it ends `failed`.
+        #[arg(long, env = "ROSTER_JOB_ATTEMPTS", default_value_t = 5)]
+        attempts: u32,
+        /// Delay before the second attempt in milliseconds; doubles each time (≤ 60 s).
+        #[arg(long, env = "ROSTER_JOB_BACKOFF_MS", default_value_t = 2000)]
+        backoff_ms: u64,
+        /// Heartbeat period in seconds; a worker silent for 3 periods is dead and its
+        /// upload goes back to the queue.
+        #[arg(long, env = "ROSTER_HEARTBEAT_SECS", default_value_t = 10)]
+        heartbeat_secs: u64,
+        /// The upload date (default: today in China).
+        #[arg(long, env = "ROSTER_AS_OF")]
+        as_of: Option<NaiveDate>,
+        #[command(flatten)]
+        service: ServiceArgs,
+    },
+    /// An upload's status, counts, timings and reports, as JSON.
+    Status {
+        upload_id: i64,
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+    },
+    /// Download links (presigned) to an upload's reports, as JSON.
+    Reports {
+        upload_id: i64,
+        /// How long the links work, in seconds.
+        #[arg(long, env = "ROSTER_LINK_EXPIRY_SECS", default_value_t = 3600)]
+        expires_secs: u64,
+        #[command(flatten)]
+        service: ServiceArgs,
+    },
     /// Apply the database migrations (idempotent).
     Migrate {
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -98,6 +148,17 @@ enum Command {
         #[arg(long, env = "ROSTER_AS_OF")]
         as_of: Option<NaiveDate>,
     },
+}
+
+/// Where the service keeps its state: the database and the bucket (AWS conventions for
+/// the rest: `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`).
+#[derive(Args)]
+struct ServiceArgs {
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+    /// The bucket holding uploads and reports.
+    #[arg(long, env = "ROSTER_BUCKET")]
+    bucket: String,
 }
 
 /// What `validate` and `import` share: the roster and how to read it.
@@ -153,15 +214,33 @@ enum OrgsCommand {
     },
 }
 
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r,
+        _ = term.recv() => Ok(()),
+    }
+}
+
 /// Runs a database command on a small runtime of its own.
 fn with_db<T>(url: &str, f: impl AsyncFnOnce(sqlx::PgPool) -> Result<T>) -> Result<T> {
+    with_pool(url, 4, f)
+}
+
+/// Runs a database command with a pool of up to `connections`.
+fn with_pool<T>(
+    url: &str,
+    connections: u32,
+    f: impl AsyncFnOnce(sqlx::PgPool) -> Result<T>,
+) -> Result<T> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     rt.block_on(async {
         let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(4)
+            .max_connections(connections)
             .connect(url)
             .await
             .context("connecting to DATABASE_URL")?;
@@ -211,8 +290,89 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Migrate { database_url } => with_db(&database_url, async |pool| {
-            pipeline::db::migrate(&pool).await?;
+            jobs::setup(&pool).await?;
             println!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Submit {
+            source,
+            uploader,
+            template,
+            service,
+        } => with_db(&service.database_url, async |pool| {
+            jobs::setup(&pool).await?;
+            let storage = jobs::Storage::from_env(&service.bucket).await;
+            let source = match source.strip_prefix("s3://") {
+                Some(rest) => {
+                    let (bucket, key) = rest.split_once('/').context("expected s3://BUCKET/KEY")?;
+                    jobs::Source::Object {
+                        bucket: bucket.into(),
+                        key: key.into(),
+                    }
+                }
+                None => {
+                    storage.ensure_bucket().await?;
+                    jobs::Source::File(Path::new(&source))
+                }
+            };
+            let done = jobs::submit(&pool, &storage, source, &uploader, template.into()).await?;
+            println!("{}", done.upload_id);
+            if !done.enqueued {
+                eprintln!("同一文件已提交过（上传 {}），未重复排队", done.upload_id);
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Worker {
+            concurrency,
+            attempts,
+            backoff_ms,
+            heartbeat_secs,
+            as_of,
+            service,
+        } => with_pool(
+            &service.database_url,
+            4 + 3 * concurrency as u32,
+            async |pool| {
+                jobs::setup(&pool).await?;
+                let storage = jobs::Storage::from_env(&service.bucket).await;
+                let options = jobs::WorkerOptions {
+                    concurrency,
+                    attempts: attempts.max(1),
+                    backoff: Duration::from_millis(backoff_ms),
+                    liveness: jobs::queue::Liveness {
+                        heartbeat: Duration::from_secs(heartbeat_secs.max(1)),
+                        missed_heartbeats: 3,
+                    },
+                    as_of,
+                    ..jobs::WorkerOptions::default()
+                };
+                jobs::run(pool, storage, options, shutdown_signal()).await?;
+                Ok(ExitCode::SUCCESS)
+            },
+        ),
+        Command::Status {
+            upload_id,
+            database_url,
+        } => with_db(&database_url, async |pool| {
+            let Some(status) = jobs::status::status(&pool, upload_id).await? else {
+                bail!("没有上传 {upload_id}");
+            };
+            println!("{}", serde_json::to_string_pretty(&status)?);
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Reports {
+            upload_id,
+            expires_secs,
+            service,
+        } => with_db(&service.database_url, async |pool| {
+            let Some(status) = jobs::status::status(&pool, upload_id).await? else {
+                bail!("没有上传 {upload_id}");
+            };
+            let storage = jobs::Storage::from_env(&service.bucket).await;
+            let links =
+                jobs::status::report_links(&storage, &status, Duration::from_secs(expires_secs))
+                    .await?;
+            println!("{}", serde_json::to_string_pretty(&links)?);
             Ok(ExitCode::SUCCESS)
         }),
         Command::Orgs {
@@ -287,7 +447,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// `roster import`: CPU stages on blocking threads, the load on the runtime.
+/// `roster import`: validate against the database, load, write the reports, record it.
 async fn import_command(
     pool: sqlx::PgPool,
     bytes: Vec<u8>,
@@ -295,106 +455,55 @@ async fn import_command(
     opts: ValidateOptions,
     out: PathBuf,
 ) -> Result<ExitCode> {
-    use pipeline::db::{DbOrgs, LoadBatch, load};
+    use pipeline::db::DbOrgs;
     let Some(orgs) = DbOrgs::for_uploader(&pool, uploader).await? else {
         bail!("上传组织“{uploader}”不在数据库中");
     };
-    let uploader_id = orgs.uploader_id();
-    let template = opts.template;
     let sha = pipeline::db::content_sha256(&bytes);
-    let upload_id = pipeline::db::begin_upload(&pool, uploader_id, template, &sha).await?;
-    let clock = std::time::Instant::now();
-    let (outcome, batch) = tokio::task::spawn_blocking(move || -> Result<_> {
-        let outcome = validate_bytes(&bytes, &opts, &orgs)?;
-        let batch = match &outcome {
-            Outcome::Accepted(v) => Some(LoadBatch::prepare(v)?),
-            Outcome::Rejected(_) => None,
-        };
-        Ok((outcome, batch))
-    })
-    .await??;
-    let validate_s = clock.elapsed().as_secs_f64();
-    let prefix = out.display().to_string();
-    let (mut v, batch) = match (outcome, batch) {
-        (Outcome::Accepted(v), Some(batch)) => (v, batch),
-        (Outcome::Rejected(r), _) => {
-            let (r, set) = tokio::task::spawn_blocking(move || -> Result<_> {
-                let set = report::write_rejected(template, &r, &out)?;
-                Ok((r, set))
-            })
-            .await??;
-            let record = pipeline::db::UploadOutcome {
-                status: "rejected",
-                counts: None,
-                file_error: Some(serde_json::json!({"code": r.code.code(), "message": r.message})),
-                timings: serde_json::json!({"validate_s": validate_s}),
-                report_prefix: prefix.clone(),
-                report_keys: set.files,
-                findings: String::new(),
-            };
-            pipeline::db::finish_upload(&pool, upload_id, &record).await?;
-            println!("文件被拒绝 [{}]：{}\n报告：{prefix}", r.code, r.message);
-            return Ok(ExitCode::from(2));
-        }
-        (Outcome::Accepted(_), None) => bail!("internal: an accepted file without rows to load"),
-    };
-    let started = std::time::Instant::now();
-    let loaded = load(&pool, &batch, uploader_id, Some(upload_id)).await?;
-    let seconds = started.elapsed().as_secs_f64();
-    tracing::info!(
-        rows = batch.rows,
-        written = loaded.rows,
-        seconds,
-        rows_per_second = (batch.rows as f64 / seconds.max(1e-9)).round(),
-        "loaded"
-    );
-    let found: Vec<_> = loaded.findings.iter().map(|f| (f.row, f.code)).collect();
-    let report_clock = std::time::Instant::now();
-    let (code, set, counts, findings) = tokio::task::spawn_blocking(move || -> Result<_> {
-        v.add_findings(&found)?;
-        let set = report::write_reports(&v, &out)?;
-        println!("已导入 {} 人", loaded.rows);
-        let code = print_counts(&v, &set, &out)?;
-        Ok((code, set, v.counts()?, pipeline::db::findings_copy(&v)?))
-    })
-    .await??;
-    let record = pipeline::db::UploadOutcome {
-        status: "succeeded",
-        counts: Some(counts),
-        file_error: None,
-        timings: serde_json::json!({
-            "validate_s": validate_s,
-            "load_s": seconds,
-            "report_s": report_clock.elapsed().as_secs_f64(),
-        }),
-        report_prefix: prefix,
-        report_keys: set.files,
-        findings,
-    };
-    pipeline::db::finish_upload(&pool, upload_id, &record).await?;
-    Ok(code)
+    let upload_id =
+        pipeline::db::begin_upload(&pool, orgs.uploader_id(), opts.template, &sha).await?;
+    let mut done =
+        pipeline::import::import(&pool, upload_id, orgs, bytes, opts, out.clone()).await?;
+    done.outcome.report_prefix = out.display().to_string();
+    pipeline::db::finish_upload(&pool, upload_id, &done.outcome).await?;
+    if let Some(r) = &done.rejection {
+        println!(
+            "文件被拒绝 [{}]：{}\n报告：{}",
+            r.code,
+            r.message,
+            out.display()
+        );
+        return Ok(ExitCode::from(2));
+    }
+    println!("已导入 {} 人", done.written);
+    let c = done.counts.context("an accepted file has counts")?;
+    Ok(print_counts(
+        &c,
+        &done.warnings,
+        done.reports.files.len(),
+        &out,
+    ))
 }
 
 /// Prints the counts of an accepted file; the exit status follows them (SPEC §11).
-fn print_counts(v: &pipeline::Validation, set: &report::ReportSet, out: &Path) -> Result<ExitCode> {
-    let c = v.counts()?;
+fn print_counts(c: &RowCounts, warnings: &[String], files: usize, out: &Path) -> ExitCode {
     println!(
         "共 {} 行：可导入 {} 行，有错误 {} 行，有提示 {} 行\n报告（{} 个文件）：{}",
         c.total,
         c.valid,
         c.with_errors,
         c.with_warnings,
-        set.files.len(),
+        files,
         out.display()
     );
-    for w in &v.warnings {
+    for w in warnings {
         println!("提示：{w}");
     }
-    Ok(if c.with_errors > 0 {
+    if c.with_errors > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    })
+    }
 }
 
 fn validate_command(roster: &RosterArgs, orgs: &Path, opts: &ValidateOptions) -> Result<ExitCode> {
@@ -439,7 +548,7 @@ fn validate_command(roster: &RosterArgs, orgs: &Path, opts: &ValidateOptions) ->
         Outcome::Accepted(v) => {
             let set = report::write_reports(v, out)?;
             progress.finish();
-            print_counts(v, &set, out)?
+            print_counts(&v.counts()?, &v.warnings, set.files.len(), out)
         }
     };
     Ok(code)

@@ -289,6 +289,22 @@ impl DbOrgs {
         }))
     }
 
+    /// The resolver of the organisation with this id; `None` if there is none.
+    pub async fn for_uploader_id(pool: &PgPool, id: i64) -> Result<Option<DbOrgs>, DbError> {
+        let row: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT full_name, province FROM orgs WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+        Ok(row.map(|(name, province)| DbOrgs {
+            pool: pool.clone(),
+            handle: tokio::runtime::Handle::current(),
+            uploader_id: id,
+            uploader_name: name,
+            uploader_province: province,
+        }))
+    }
+
     pub fn uploader_id(&self) -> i64 {
         self.uploader_id
     }

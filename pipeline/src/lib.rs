@@ -2,6 +2,7 @@
 //! paths and knows nothing of object storage, queues or databases.
 
 pub mod db;
+pub mod import;
 pub mod load;
 pub mod normalise;
 pub mod orgs;

@@ -266,7 +266,7 @@ enum Verdict {
 /// so loading a file again changes nothing. Template A rows become members of their
 /// branch (and cadre posts there when 是否团干部 is 是); template B rows become posts in
 /// the uploader's organisation, and one person may hold posts in several.
-#[tracing::instrument(skip_all, fields(rows = batch.rows, uploader_id, upload_id))]
+#[tracing::instrument(skip_all, fields(rows = batch.rows, uploader_id = uploader_id, upload_id = ?upload_id))]
 pub async fn load(
     pool: &PgPool,
     batch: &LoadBatch,

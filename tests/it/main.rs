@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod service;
+
 const AS_OF: &str = "2026-11-21";
 const UPLOADER: &str = "共青团广东省委员会";
 

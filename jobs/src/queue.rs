@@ -1,0 +1,192 @@
+//! The job queue in the registry's own PostgreSQL (apalis-postgres), and submitting
+//! uploads to it: registered by content hash and enqueued in one transaction.
+
+use std::path::Path;
+use std::time::Duration;
+
+use apalis::prelude::TaskBuilder;
+use apalis_postgres::{Config, PostgresStorage};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+use crate::storage::{Storage, StorageError};
+
+/// The queue of upload jobs.
+pub const QUEUE: &str = "roster.process_upload";
+
+/// One upload to process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessUpload {
+    pub upload_id: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] pipeline::db::DbError),
+    #[error("queue: {0}")]
+    Apalis(#[from] apalis_postgres::Error),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("上传组织“{0}”不在数据库中")]
+    UnknownUploader(String),
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("encoding a job: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Applies the registry's migrations and the queue's (its own schema, `apalis`).
+pub async fn setup(pool: &PgPool) -> Result<(), QueueError> {
+    pipeline::db::migrate(pool).await?;
+    PostgresStorage::setup(pool).await?;
+    Ok(())
+}
+
+/// How a worker polls and proves it is alive. A worker that misses `missed_heartbeats`
+/// beats is dead: its jobs go back to the queue for the others.
+#[derive(Debug, Clone, Copy)]
+pub struct Liveness {
+    pub heartbeat: Duration,
+    pub missed_heartbeats: usize,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness {
+            heartbeat: Duration::from_secs(10),
+            missed_heartbeats: 3,
+        }
+    }
+}
+
+/// The queue's backend as a worker sees it: one job at a time per worker, so jobs spread
+/// over every worker instead of piling up on the first.
+pub fn backend(pool: &PgPool, liveness: Liveness) -> PostgresStorage<ProcessUpload> {
+    let config = Config::default()
+        .queue(QUEUE)
+        .batch_size(1)
+        .heartbeat_interval(liveness.heartbeat)
+        .missed_heartbeats(liveness.missed_heartbeats);
+    PostgresStorage::new(pool).with_config(config)
+}
+
+/// Where an upload comes from.
+#[derive(Debug, Clone)]
+pub enum Source<'a> {
+    /// A local file, put into the uploads bucket first.
+    File(&'a Path),
+    /// An object already in storage.
+    Object { bucket: String, key: String },
+}
+
+/// A submitted upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Submitted {
+    pub upload_id: i64,
+    /// False when the same content was already submitted by the same uploader with the
+    /// same template and is queued, running or done: it is the same upload.
+    pub enqueued: bool,
+}
+
+/// Registers an upload by content hash and enqueues its job, in one transaction. The
+/// same content, uploader and template is one upload: submitting it again returns the
+/// same id and enqueues nothing, unless it had `failed` (then it is tried again).
+#[tracing::instrument(skip_all, fields(template = template.code()))]
+pub async fn submit(
+    pool: &PgPool,
+    storage: &Storage,
+    source: Source<'_>,
+    uploader: &str,
+    template: schemas::TemplateKind,
+) -> Result<Submitted, QueueError> {
+    let uploader_id: i64 = sqlx::query_scalar("SELECT id FROM orgs WHERE name_key = $1")
+        .bind(pipeline::text::normalise_org(uploader))
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| QueueError::UnknownUploader(uploader.to_string()))?;
+    let (sha, bucket, key) = match source {
+        Source::File(path) => {
+            let bytes = tokio::fs::read(path)
+                .await
+                .map_err(|source| QueueError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            let sha = pipeline::db::content_sha256(&bytes);
+            let ext = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .filter(|e| e.len() <= 5 && e.bytes().all(|b| b.is_ascii_alphanumeric()))
+                .unwrap_or("bin")
+                .to_ascii_lowercase();
+            // Content-addressed: the same bytes are stored once.
+            let key = format!("uploads/{uploader_id}/{sha}.{ext}");
+            storage.put(&key, bytes).await?;
+            (sha, storage.bucket.clone(), key)
+        }
+        Source::Object { bucket, key } => {
+            let bytes = storage.get(&bucket, &key).await?;
+            (pipeline::db::content_sha256(&bytes), bucket, key)
+        }
+    };
+    let mut tx = pool.begin().await?;
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO uploads (uploader_org_id, template, content_sha256, bucket, object_key, status)
+         VALUES ($1, $2, $3, $4, $5, 'queued')
+         ON CONFLICT (content_sha256, uploader_org_id, template) DO NOTHING
+         RETURNING id",
+    )
+    .bind(uploader_id)
+    .bind(template.code())
+    .bind(&sha)
+    .bind(&bucket)
+    .bind(&key)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (upload_id, enqueue) = match inserted {
+        Some(id) => (id, true),
+        None => {
+            // Existing: try again only if it failed.
+            let (id, status): (i64, String) = sqlx::query_as(
+                "SELECT id, status FROM uploads
+                 WHERE content_sha256 = $1 AND uploader_org_id = $2 AND template = $3
+                 FOR UPDATE",
+            )
+            .bind(&sha)
+            .bind(uploader_id)
+            .bind(template.code())
+            .fetch_one(&mut *tx)
+            .await?;
+            if status == "failed" {
+                sqlx::query(
+                    "UPDATE uploads SET status = 'queued', failure = NULL, bucket = $2,
+                         object_key = $3, finished_at = NULL
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .bind(&bucket)
+                .bind(&key)
+                .execute(&mut *tx)
+                .await?;
+            }
+            (id, status == "failed")
+        }
+    };
+    if enqueue {
+        let job = serde_json::to_vec(&ProcessUpload { upload_id })?;
+        let task = TaskBuilder::new(job).max_attempts(1).build();
+        apalis_postgres::queries::push_tasks(&mut *tx, QUEUE, vec![task]).await?;
+    }
+    tx.commit().await?;
+    tracing::info!(upload_id, enqueued = enqueue, "submitted");
+    Ok(Submitted {
+        upload_id,
+        enqueued: enqueue,
+    })
+}

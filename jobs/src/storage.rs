@@ -1,0 +1,188 @@
+//! Object storage through the S3 API: uploads in, reports out, presigned links for
+//! admins. Configured the AWS way (`AWS_ENDPOINT_URL`, `AWS_REGION`, keys), so S3, MinIO or
+//! any compatible store works unchanged.
+
+use std::path::Path;
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+
+/// Storage failures. `Missing` will not heal by retrying; the rest may.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("对象不存在：s3://{bucket}/{key}")]
+    Missing { bucket: String, key: String },
+    #[error("object storage unavailable ({op} s3://{bucket}/{key}): {detail}")]
+    Unavailable {
+        op: &'static str,
+        bucket: String,
+        key: String,
+        detail: String,
+    },
+    #[error("reading a report to upload: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl StorageError {
+    fn unavailable<E: std::error::Error>(op: &'static str, bucket: &str, key: &str, e: E) -> Self {
+        StorageError::Unavailable {
+            op,
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            detail: DisplayErrorContext(e).to_string(),
+        }
+    }
+
+    /// Worth retrying.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, StorageError::Missing { .. })
+    }
+}
+
+/// An S3 client and the bucket uploads and reports live in.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    client: Client,
+    pub bucket: String,
+}
+
+impl Storage {
+    /// From the environment (AWS conventions). With a custom endpoint (`AWS_ENDPOINT_URL`:
+    /// MinIO, a loopback server) addressing is path-style. Each call gives up after a few
+    /// seconds without a connection; the job runner retries whole jobs.
+    pub async fn from_env(bucket: impl Into<String>) -> Storage {
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .build();
+        let shared = aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(timeouts)
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
+            .load()
+            .await;
+        let path_style = shared.endpoint_url().is_some();
+        let config = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(path_style)
+            .build();
+        Storage {
+            client: Client::from_conf(config),
+            bucket: bucket.into(),
+        }
+    }
+
+    /// Creates the bucket if it does not exist (local set-ups and tests).
+    pub async fn ensure_bucket(&self) -> Result<(), StorageError> {
+        if self
+            .client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        self.client
+            .create_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(|e| StorageError::unavailable("create bucket", &self.bucket, "", e))?;
+        Ok(())
+    }
+
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| StorageError::unavailable("put", &self.bucket, key, e))?;
+        Ok(())
+    }
+
+    pub async fn put_file(&self, key: &str, path: &Path) -> Result<(), StorageError> {
+        let bytes = tokio::fs::read(path).await?;
+        self.put(key, bytes).await
+    }
+
+    /// An object of any bucket, whole (uploads are bounded by the reader's size limit).
+    pub async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StorageError> {
+        let object = match self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => {
+                return Err(StorageError::Missing {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                });
+            }
+            Err(e) => return Err(StorageError::unavailable("get", bucket, key, e)),
+        };
+        let body = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| StorageError::unavailable("get", bucket, key, e))?;
+        Ok(body.into_bytes().to_vec())
+    }
+
+    /// Keys under a prefix.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| StorageError::unavailable("list", &self.bucket, prefix, e))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
+        }
+        Ok(keys)
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| StorageError::unavailable("delete", &self.bucket, key, e))?;
+        Ok(())
+    }
+
+    /// A GET link that works without credentials until it expires.
+    pub async fn presign_get(&self, key: &str, expires: Duration) -> Result<String, StorageError> {
+        let config = PresigningConfig::expires_in(expires)
+            .map_err(|e| StorageError::unavailable("presign", &self.bucket, key, e))?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(|e| StorageError::unavailable("presign", &self.bucket, key, e))?;
+        Ok(request.uri().to_string())
+    }
+}

@@ -1,0 +1,252 @@
+//! The upload worker: fetch the object, run the same import as `roster import`, publish
+//! every report under `reports/<upload_id>/`, record the outcome in `uploads`.
+//!
+//! Failure semantics: a bad file is a verdict (`rejected`, final, never retried).
+//! Storage or database failures are retried inside the job with exponential backoff;
+//! after the last attempt the upload ends `failed` with the reason. A job that runs again
+//! (its worker died) ends as if it had run once: the load is idempotent, the reports
+//! replace the previous set, and a finished upload is never processed twice.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use apalis::prelude::{BoxDynError, Data, Monitor, WorkerBuilder};
+use futures::{StreamExt, TryStreamExt};
+use sqlx::PgPool;
+
+use crate::queue::{Liveness, ProcessUpload, backend};
+use crate::storage::{Storage, StorageError};
+
+/// Report uploads in flight at once.
+const PARALLEL_PUTS: usize = 16;
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Jobs processed at once in this process.
+    pub concurrency: usize,
+    /// Attempts per job before it ends `failed`.
+    pub attempts: u32,
+    /// Delay before the second attempt; doubles each time, up to `max_backoff`.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    pub liveness: Liveness,
+    /// The upload date ages are computed against (`None`: today in China).
+    pub as_of: Option<chrono::NaiveDate>,
+    /// Name prefix of this process's workers (unique per process).
+    pub name: String,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            concurrency: 1,
+            attempts: 5,
+            backoff: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(60),
+            liveness: Liveness::default(),
+            as_of: None,
+            name: format!("roster-{}", std::process::id()),
+        }
+    }
+}
+
+/// What a job needs, shared by the workers of a process.
+struct Context {
+    pool: PgPool,
+    storage: Storage,
+    options: WorkerOptions,
+}
+
+/// Why one attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AttemptError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Import(#[from] pipeline::import::ImportError),
+    #[error(transparent)]
+    Db(#[from] pipeline::db::DbError),
+    #[error("database: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("temporary folder: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("upload {0} does not exist")]
+    NoSuchUpload(i64),
+    #[error("上传组织（id {0}）不在数据库中")]
+    NoSuchUploader(i64),
+}
+
+impl AttemptError {
+    fn is_transient(&self) -> bool {
+        match self {
+            AttemptError::Storage(e) => e.is_transient(),
+            AttemptError::NoSuchUpload(_) | AttemptError::NoSuchUploader(_) => false,
+            _ => true,
+        }
+    }
+}
+
+/// Runs `options.concurrency` workers on the queue until `shutdown` resolves (SIGTERM,
+/// Ctrl-C); jobs in flight are finished first.
+pub async fn run(
+    pool: PgPool,
+    storage: Storage,
+    options: WorkerOptions,
+    shutdown: impl Future<Output = std::io::Result<()>> + Send,
+) -> Result<(), apalis::prelude::MonitorError> {
+    let (n, liveness, name) = (
+        options.concurrency.max(1),
+        options.liveness,
+        options.name.clone(),
+    );
+    let ctx = Arc::new(Context {
+        pool: pool.clone(),
+        storage,
+        options,
+    });
+    let mut monitor = Monitor::new();
+    for i in 0..n {
+        let (pool, ctx, name) = (pool.clone(), ctx.clone(), name.clone());
+        monitor = monitor.register(move |restarts| {
+            WorkerBuilder::new(format!("{name}-{i}-{restarts}"))
+                .backend(backend(&pool, liveness))
+                .data(ctx.clone())
+                .build(process)
+        });
+    }
+    monitor.run_with_signal(shutdown).await
+}
+
+/// The job: attempts with backoff; the last failure is recorded as `failed`.
+async fn process(job: ProcessUpload, ctx: Data<Arc<Context>>) -> Result<(), BoxDynError> {
+    let ctx: Arc<Context> = (*ctx).clone();
+    let opts = &ctx.options;
+    let mut delay = opts.backoff;
+    let mut attempt = 1;
+    loop {
+        match attempt_once(&ctx, job.upload_id).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_transient() && attempt < opts.attempts => {
+                tracing::warn!(upload_id = job.upload_id, attempt, error = %e, "retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(opts.max_backoff);
+                attempt += 1;
+            }
+            Err(e) => {
+                tracing::error!(upload_id = job.upload_id, attempt, error = %e, "failed");
+                let reason = format!("{attempt} 次尝试后失败：{e}");
+                sqlx::query(
+                    "UPDATE uploads SET status = 'failed', failure = $2, finished_at = now()
+                     WHERE id = $1 AND status NOT IN ('succeeded', 'rejected')",
+                )
+                .bind(job.upload_id)
+                .bind(&reason)
+                .execute(&ctx.pool)
+                .await?;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// An upload claimed for an attempt: uploader, template, bucket, key.
+type Claimed = (i64, String, Option<String>, Option<String>);
+
+/// One attempt at an upload.
+#[tracing::instrument(skip_all, fields(upload_id = upload_id))]
+async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError> {
+    let row: Option<Claimed> = sqlx::query_as(
+        "UPDATE uploads SET status = 'running', started_at = now(), attempts = attempts + 1
+         WHERE id = $1 AND status NOT IN ('succeeded', 'rejected')
+         RETURNING uploader_org_id, template, bucket, object_key",
+    )
+    .bind(upload_id)
+    .fetch_optional(&ctx.pool)
+    .await?;
+    let Some((uploader_id, template, bucket, key)) = row else {
+        let exists: Option<String> = sqlx::query_scalar("SELECT status FROM uploads WHERE id = $1")
+            .bind(upload_id)
+            .fetch_optional(&ctx.pool)
+            .await?;
+        return match exists {
+            // Already finished (a duplicate delivery): nothing to do.
+            Some(_) => Ok(()),
+            None => Err(AttemptError::NoSuchUpload(upload_id)),
+        };
+    };
+    let template =
+        schemas::TemplateKind::parse(&template).unwrap_or(schemas::TemplateKind::Members);
+    let (bucket, key) = (
+        bucket.unwrap_or_else(|| ctx.storage.bucket.clone()),
+        key.unwrap_or_default(),
+    );
+    let clock = Instant::now();
+    let bytes = ctx.storage.get(&bucket, &key).await?;
+    let fetch_s = clock.elapsed().as_secs_f64();
+    let orgs = pipeline::db::DbOrgs::for_uploader_id(&ctx.pool, uploader_id)
+        .await?
+        .ok_or(AttemptError::NoSuchUploader(uploader_id))?;
+    let opts = pipeline::ValidateOptions {
+        template,
+        as_of: ctx.options.as_of.unwrap_or_else(crate::today_in_china),
+        limits: pipeline::ReadLimits::default(),
+        sheet: None,
+        progress: None,
+    };
+    let dir = tempfile::tempdir()?;
+    let mut done = pipeline::import::import(
+        &ctx.pool,
+        upload_id,
+        orgs,
+        bytes,
+        opts,
+        dir.path().to_path_buf(),
+    )
+    .await?;
+    // Publish: every report under the upload's prefix, then drop leftovers of an earlier
+    // attempt, so exactly one set remains.
+    let prefix = format!("reports/{upload_id}/");
+    let publish = Instant::now();
+    let keys: Vec<String> = done
+        .reports
+        .files
+        .iter()
+        .map(|f| format!("{prefix}{f}"))
+        .collect();
+    // A provincial upload has a workbook per branch (18,645 for 1 M rows): put them
+    // several at a time.
+    let puts: Vec<(std::path::PathBuf, String)> = done
+        .reports
+        .files
+        .iter()
+        .zip(&keys)
+        .map(|(file, key)| (dir.path().join(file), key.clone()))
+        .collect();
+    futures::stream::iter(puts)
+        .map(|(path, key)| {
+            let storage = ctx.storage.clone();
+            async move { storage.put_file(&key, &path).await }
+        })
+        .buffer_unordered(PARALLEL_PUTS)
+        .try_collect::<()>()
+        .await?;
+    for stale in ctx.storage.list(&prefix).await? {
+        if !keys.contains(&stale) {
+            ctx.storage.delete(&stale).await?;
+        }
+    }
+    if let Some(t) = done.outcome.timings.as_object_mut() {
+        t.insert("fetch_s".into(), fetch_s.into());
+        t.insert("publish_s".into(), publish.elapsed().as_secs_f64().into());
+    }
+    done.outcome.report_prefix = format!("s3://{}/{prefix}", ctx.storage.bucket);
+    done.outcome.report_keys = keys;
+    pipeline::db::finish_upload(&ctx.pool, upload_id, &done.outcome).await?;
+    tracing::info!(
+        status = done.outcome.status,
+        written = done.written,
+        "upload processed"
+    );
+    Ok(())
+}
