@@ -99,8 +99,17 @@ enum Command {
         /// The upload date (default: today in China).
         #[arg(long, env = "ROSTER_AS_OF")]
         as_of: Option<NaiveDate>,
+        /// When to compute the nightly statistics, China time (cron with seconds);
+        /// `off` leaves them to other workers. One snapshot a night however many run.
+        #[arg(long, env = "ROSTER_STATS_SCHEDULE", default_value = jobs::cron::DEFAULT_SCHEDULE)]
+        stats_schedule: String,
         #[command(flatten)]
         service: ServiceArgs,
+    },
+    /// Completion statistics (SPEC §8).
+    Stats {
+        #[command(subcommand)]
+        command: StatsCommand,
     },
     /// An upload's status, counts, timings and reports, as JSON.
     Status {
@@ -202,6 +211,31 @@ impl RosterArgs {
     fn read(&self) -> Result<Vec<u8>> {
         std::fs::read(&self.file).with_context(|| format!("reading {}", self.file.display()))
     }
+}
+
+#[derive(Subcommand)]
+enum StatsCommand {
+    /// Compute and store the snapshot of a date (default: today in China), replacing
+    /// that date's snapshot if there is one.
+    Run {
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+    },
+    /// An organisation and every one below it, one row each (xlsx or csv by extension).
+    Export {
+        /// Full name of the organisation.
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// The snapshot's date (default: the latest).
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -328,6 +362,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             backoff_ms,
             heartbeat_secs,
             as_of,
+            stats_schedule,
             service,
         } => with_pool(
             &service.database_url,
@@ -344,12 +379,45 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         missed_heartbeats: 3,
                     },
                     as_of,
+                    stats_schedule: match stats_schedule.as_str() {
+                        "off" => None,
+                        expr => Some(jobs::cron::schedule(expr)?),
+                    },
                     ..jobs::WorkerOptions::default()
                 };
                 jobs::run(pool, storage, options, shutdown_signal()).await?;
                 Ok(ExitCode::SUCCESS)
             },
         ),
+        Command::Stats {
+            command: StatsCommand::Run { date, database_url },
+        } => with_db(&database_url, async |pool| {
+            jobs::setup(&pool).await?;
+            let date = date.unwrap_or_else(today_in_china);
+            let mode = pipeline::stats::Mode::Replace;
+            let s = pipeline::stats::run(&pool, date, mode)
+                .await?
+                .context("a replacing run always produces a snapshot")?;
+            println!(
+                "{}: {} organisations, {} people, {:.1} s",
+                s.date, s.orgs, s.people, s.seconds
+            );
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Stats {
+            command:
+                StatsCommand::Export {
+                    org,
+                    out,
+                    date,
+                    database_url,
+                },
+        } => with_db(&database_url, async |pool| {
+            let (date, rows) = pipeline::stats::export_rows(&pool, &org, date).await?;
+            pipeline::stats::write_export(&rows, &out)?;
+            println!("{date}: {} organisations → {}", rows.len(), out.display());
+            Ok(ExitCode::SUCCESS)
+        }),
         Command::Status {
             upload_id,
             database_url,

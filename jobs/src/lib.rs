@@ -2,6 +2,7 @@
 //! back to storage. The only crate that knows about S3 and apalis; the work itself is
 //! `pipeline::import`, the same as `roster import`.
 
+pub mod cron;
 pub mod queue;
 pub mod status;
 pub mod storage;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apalis::prelude::{BoxDynError, Data, Monitor, WorkerBuilder};
+use apalis_cron::CronScheduler;
 use futures::{StreamExt, TryStreamExt};
 use sqlx::PgPool;
 
@@ -35,6 +36,8 @@ pub struct WorkerOptions {
     pub as_of: Option<chrono::NaiveDate>,
     /// Name prefix of this process's workers (unique per process).
     pub name: String,
+    /// When to compute the nightly statistics (`None`: not in this process).
+    pub stats_schedule: Option<cron::Schedule>,
 }
 
 impl Default for WorkerOptions {
@@ -47,6 +50,7 @@ impl Default for WorkerOptions {
             liveness: Liveness::default(),
             as_of: None,
             name: format!("roster-{}", std::process::id()),
+            stats_schedule: None,
         }
     }
 }
@@ -113,6 +117,14 @@ pub async fn run(
                 .backend(backend(&pool, liveness))
                 .data(ctx.clone())
                 .build(process)
+        });
+    }
+    if let Some(schedule) = ctx.options.stats_schedule.clone() {
+        monitor = monitor.register(move |restarts| {
+            WorkerBuilder::new(format!("{name}-stats-{restarts}"))
+                .backend(CronScheduler::new(schedule.clone()).with_timezone(crate::cron::china()))
+                .data(pool.clone())
+                .build(crate::cron::nightly)
         });
     }
     monitor.run_with_signal(shutdown).await

@@ -10,6 +10,7 @@ pub mod read;
 pub mod report;
 pub mod rules;
 pub mod sample;
+pub mod stats;
 pub mod text;
 pub mod validate;
 

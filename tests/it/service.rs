@@ -431,3 +431,47 @@ async fn storage_outages_are_retried_then_fail_with_a_reason(pool: sqlx::PgPool)
         "{failure}"
     );
 }
+
+#[sqlx::test(migrations = false)]
+async fn two_workers_ticking_together_make_one_snapshot(pool: sqlx::PgPool) {
+    let url = url_of(&pool);
+    setup_db(&url).await;
+    let s3 = S3::start();
+    // Both processes tick every second, at the same instants.
+    let every_second = [("ROSTER_STATS_SCHEDULE", "* * * * * *")];
+    let workers = [
+        Worker::start(&s3, &url, &every_second),
+        Worker::start(&s3, &url, &every_second),
+    ];
+    let snapshots = || async {
+        sqlx::query_as::<_, (chrono::NaiveDate, chrono::DateTime<chrono::Utc>)>(
+            "SELECT snapshot_date, created_at FROM stats_snapshots",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let first = loop {
+        let s = snapshots().await;
+        if !s.is_empty() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no snapshot made");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Several more ticks of both workers: still that one snapshot, never redone.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(snapshots().await, first);
+    let partitions: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_inherits WHERE inhparent = 'org_stats'::regclass",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(partitions, 1);
+    for w in workers {
+        assert_eq!(w.terminate(), Some(0));
+    }
+}

@@ -10,3 +10,4 @@ mod orgs;
 mod reading;
 mod reports;
 mod sample;
+mod stats;
