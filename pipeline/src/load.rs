@@ -274,6 +274,16 @@ pub async fn load(
     upload_id: Option<i64>,
 ) -> Result<Loaded, LoadError> {
     let members = batch.template == schemas::TemplateKind::Members;
+    let mut clock = std::time::Instant::now();
+    // Each step's duration, at debug level (BENCHMARKS.md breaks the load down by it).
+    let mut step = |name: &'static str| {
+        tracing::debug!(
+            step = name,
+            seconds = clock.elapsed().as_secs_f64(),
+            "load step"
+        );
+        clock = std::time::Instant::now();
+    };
     let mut conn = pool.acquire().await.map_err(DbError::from)?;
     let mut tx = conn.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -325,7 +335,17 @@ pub async fn load(
     )
     .await?;
     sqlx::query("ANALYZE load_keys").execute(&mut *tx).await?;
+    step("lock, branch ids, COPY keys");
 
+    // A file's keys against everyone registered: index probes (about 1 µs each) beat a
+    // scan of the whole table, which the planner picks for a million keys (10 s against
+    // 10 M people, growing with the registry; BENCHMARKS.md).
+    sqlx::query("SET LOCAL enable_hashjoin = off")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("SET LOCAL enable_mergejoin = off")
+        .execute(&mut *tx)
+        .await?;
     let taken: Vec<i32> = sqlx::query_scalar(
         "SELECT k.row_number FROM load_keys k
          JOIN people p ON p.dev_number = k.dev_number AND p.id_number <> k.id_number",
@@ -342,6 +362,13 @@ pub async fn load(
     .fetch_all(&mut *tx)
     .await?;
 
+    sqlx::query("RESET enable_hashjoin")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("RESET enable_mergejoin")
+        .execute(&mut *tx)
+        .await?;
+    step("checks: dev_number_taken, stored people");
     let mut findings: Vec<DbFinding> = Vec::new();
     let max_row = batch.staged.iter().map(|s| s.row).max().unwrap_or(0) as usize;
     let mut verdict = vec![Verdict::New; max_row + 1];
@@ -392,6 +419,7 @@ pub async fn load(
     )
     .await?;
 
+    step("COPY new people");
     // Stored people: staged, then updated where something differs. Template B carries
     // no occupation / workplace / email, and no membership: stored ones are kept.
     let updated = if stored.is_empty() {
@@ -446,6 +474,7 @@ pub async fn load(
         .rows_affected()
     };
 
+    step("update stored people");
     // Cadre posts: few, merged.
     let posts = || {
         batch
@@ -491,7 +520,9 @@ pub async fn load(
         .execute(&mut *tx)
         .await?;
     }
+    step("cadre posts");
     tx.commit().await?;
+    step("commit");
     tracing::debug!(inserted, updated, refused = findings.len(), "load written");
     Ok(Loaded {
         rows: inserted + updated,
