@@ -273,9 +273,15 @@ fn with_pool<T>(
         .enable_all()
         .build()?;
     rt.block_on(async {
+        use sqlx::ConnectOptions;
+        // Bulk statements take seconds by design: slow-statement notes are debug output.
+        let options = url
+            .parse::<sqlx::postgres::PgConnectOptions>()
+            .context("parsing DATABASE_URL")?
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(connections)
-            .connect(url)
+            .connect_with(options)
             .await
             .context("connecting to DATABASE_URL")?;
         f(pool).await
