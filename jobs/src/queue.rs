@@ -180,7 +180,9 @@ pub async fn submit(
     };
     if enqueue {
         let job = serde_json::to_vec(&ProcessUpload { upload_id })?;
-        let task = TaskBuilder::new(job).max_attempts(1).build();
+        // The job retries storage and database failures itself and records the outcome;
+        // the queue's own attempts only cover a job that could not even record it.
+        let task = TaskBuilder::new(job).max_attempts(3).build();
         apalis_postgres::queries::push_tasks(&mut *tx, QUEUE, vec![task]).await?;
     }
     tx.commit().await?;
