@@ -126,6 +126,14 @@ enum Command {
         #[command(flatten)]
         service: ServiceArgs,
     },
+    /// Benchmark floor: calamine alone reading every cell of an xlsx, nothing else.
+    #[command(hide = true)]
+    ReadFloor {
+        file: PathBuf,
+        /// Materialise the sheet (calamine `Range`) instead of streaming its cells.
+        #[arg(long)]
+        range: bool,
+    },
     /// Apply the database migrations (idempotent).
     Migrate {
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -328,6 +336,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             with_db(&database_url, async |pool| {
                 import_command(pool, bytes, &roster.uploader, opts, roster.out.clone()).await
             })
+        }
+        Command::ReadFloor { file, range } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let clock = std::time::Instant::now();
+            let cells = pipeline::read::read_floor(&bytes, range).map_err(anyhow::Error::msg)?;
+            println!(
+                "{} cells in {:.2} s ({})",
+                cells,
+                clock.elapsed().as_secs_f64(),
+                if range { "Range" } else { "cell reader" }
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Migrate { database_url } => with_db(&database_url, async |pool| {
             jobs::setup(&pool).await?;

@@ -181,6 +181,29 @@ macro_rules! stream_cells {
 }
 use stream_cells;
 
+/// The read floor of the benchmarks (issue 6): calamine alone over every cell of the
+/// first sheet of an xlsx, doing nothing else — materialised into a `Range` (how most
+/// programs read), or streamed through the cell reader (how `roster` reads). Returns the
+/// non-empty cells seen.
+pub fn read_floor(bytes: &[u8], materialise: bool) -> Result<usize, String> {
+    let mut wb = calamine::Xlsx::new(Cursor::new(bytes)).map_err(|e| e.to_string())?;
+    let name = wb.sheet_names().first().cloned().ok_or("no sheet")?;
+    if materialise {
+        let range = wb.worksheet_range(&name).map_err(|e| e.to_string())?;
+        return Ok(range.used_cells().count());
+    }
+    let mut cells = wb
+        .worksheet_cells_reader(&name)
+        .map_err(|e| e.to_string())?;
+    let mut n = 0;
+    while let Some(cell) = cells.next_cell().map_err(|e| e.to_string())? {
+        if !matches!(cell.get_value(), calamine::DataRef::Empty) {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 fn password() -> Rejection {
     unreadable("文件设置了打开密码，请取消密码后重新上传")
 }
