@@ -190,6 +190,20 @@ fn with_db(url: &str, args: &[&str]) -> (i32, String) {
     )
 }
 
+/// Whether a load is COPYing new people into the test's database right now.
+async fn copying_people(pool: &sqlx::PgPool) -> bool {
+    let db = pool.connect_options().get_database().unwrap().to_string();
+    let active: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = $1 AND state = 'active' AND query LIKE 'COPY people%'",
+    )
+    .bind(&db)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    active > 0
+}
+
 async fn people(pool: &sqlx::PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM people")
         .fetch_one(pool)
@@ -299,15 +313,7 @@ async fn a_load_killed_during_copy_leaves_nothing(pool: sqlx::PgPool) {
     let db = pool.connect_options().get_database().unwrap().to_string();
     let mut seen_copy = false;
     for _ in 0..6000 {
-        let copying: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = $1 AND state = 'active' AND query LIKE 'COPY people%'",
-        )
-        .bind(&db)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        if copying > 0 {
+        if copying_people(&pool).await {
             seen_copy = true;
             break;
         }

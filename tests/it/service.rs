@@ -165,14 +165,17 @@ fn wait_final(s3: &S3, url: &str, id: i64, within: Duration) -> serde_json::Valu
     }
 }
 
-fn sample(dir: &Path, name: &str, rows: usize, seed: u64) -> PathBuf {
+/// A clean roster of `rows` rows; with `orgs`, its org file written there too.
+fn sample(dir: &Path, name: &str, rows: usize, seed: u64, orgs: Option<&Path>) -> PathBuf {
     let file = dir.join(name);
-    let o = roster()
-        .args(["sample", "--rows", &rows.to_string(), "--error-rate", "0"])
+    let mut c = roster();
+    c.args(["sample", "--rows", &rows.to_string(), "--error-rate", "0"])
         .args(["--seed", &seed.to_string(), "--out"])
-        .arg(&file)
-        .output()
-        .unwrap();
+        .arg(&file);
+    if let Some(orgs) = orgs {
+        c.arg("--orgs-out").arg(orgs);
+    }
+    let o = c.output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     file
 }
@@ -278,7 +281,7 @@ async fn three_worker_processes_process_twenty_uploads_exactly_once(pool: sqlx::
     let dir = tempfile::tempdir().unwrap();
     let mut ids = Vec::new();
     for seed in 0..20 {
-        let file = sample(dir.path(), &format!("r{seed}.xlsx"), 40, 100 + seed);
+        let file = sample(dir.path(), &format!("r{seed}.xlsx"), 40, 100 + seed, None);
         ids.push(submit(&s3, &url, &file).0);
     }
     let workers: Vec<Worker> = (0..3).map(|_| Worker::start(&s3, &url, &[])).collect();
@@ -323,22 +326,8 @@ async fn a_worker_killed_mid_job_leaves_one_complete_upload(pool: sqlx::PgPool) 
     let s3 = S3::start();
     let dir = tempfile::tempdir().unwrap();
     let rows = 60_000;
-    let (file, orgs) = (dir.path().join("big.xlsx"), dir.path().join("orgs.csv"));
-    let o = roster()
-        .args([
-            "sample",
-            "--rows",
-            &rows.to_string(),
-            "--error-rate",
-            "0",
-            "--out",
-        ])
-        .arg(&file)
-        .arg("--orgs-out")
-        .arg(&orgs)
-        .output()
-        .unwrap();
-    assert!(o.status.success());
+    let orgs = dir.path().join("orgs.csv");
+    let file = sample(dir.path(), "big.xlsx", rows, 7, Some(&orgs));
     let o = s3
         .roster(&url)
         .args(["orgs", "import"])
@@ -348,18 +337,9 @@ async fn a_worker_killed_mid_job_leaves_one_complete_upload(pool: sqlx::PgPool) 
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (id, _) = submit(&s3, &url, &file);
     let victim = Worker::start(&s3, &url, &[]);
-    let db = pool.connect_options().get_database().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let copying: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = $1 AND state = 'active' AND query LIKE 'COPY people%'",
-        )
-        .bind(&db)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        if copying > 0 {
+        if super::copying_people(&pool).await {
             break;
         }
         assert!(Instant::now() < deadline, "never saw the load");
@@ -400,8 +380,8 @@ async fn storage_outages_are_retried_then_fail_with_a_reason(pool: sqlx::PgPool)
     setup_db(&url).await;
     let mut s3 = S3::start();
     let dir = tempfile::tempdir().unwrap();
-    let first = sample(dir.path(), "a.xlsx", 30, 201);
-    let second = sample(dir.path(), "b.xlsx", 30, 202);
+    let first = sample(dir.path(), "a.xlsx", 30, 201, None);
+    let second = sample(dir.path(), "b.xlsx", 30, 202, None);
     let (a, _) = submit(&s3, &url, &first);
 
     // Down when the worker starts: retried with backoff; back up: succeeds.
