@@ -303,14 +303,6 @@ async fn loading_is_idempotent_and_checks_everyone_registered(pool: PgPool) {
     assert_eq!(snapshot(&pool).await, before);
 }
 
-async fn org_id(pool: &PgPool, name_key: &str) -> i64 {
-    sqlx::query_scalar("SELECT id FROM orgs WHERE name_key = $1")
-        .bind(name_key)
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
-
 /// Posts of a person: (organisation, duty), in the order the organisations were created.
 async fn posts(pool: &PgPool, person: &Person) -> Vec<(String, String)> {
     sqlx::query_as(

@@ -58,17 +58,9 @@ impl P {
     }
 }
 
-async fn org(pool: &PgPool, name: &str) -> i64 {
-    sqlx::query_scalar("SELECT id FROM orgs WHERE name_key = $1")
-        .bind(pipeline::text::normalise_org(name))
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
-
 async fn store(pool: &PgPool, p: P) {
     let branch = match p.branch {
-        Some(b) => Some(org(pool, b).await),
+        Some(b) => Some(org_id(pool, b).await),
         None => None,
     };
     let null_if = |field: &str, v: &str| (p.missing != Some(field)).then(|| v.to_string());
@@ -95,7 +87,7 @@ async fn store(pool: &PgPool, p: P) {
 
 /// A post; `complete` false leaves 任职时间 empty.
 async fn post(pool: &PgPool, p: P, org_name: &str, complete: bool) {
-    let org_id = org(pool, org_name).await;
+    let org_id = org_id(pool, org_name).await;
     sqlx::query(
         "INSERT INTO cadre_posts (id_number, org_id, duty, appointed_on, appointed_precision, nature)
          VALUES ($1, $2, '书记', $3, 'month', '专职')",
@@ -117,7 +109,7 @@ async fn own(pool: &PgPool, name: &str) -> Own {
          FROM org_stats WHERE snapshot_date = $1 AND org_id = $2",
     )
     .bind(night())
-    .bind(org(pool, name).await)
+    .bind(org_id(pool, name).await)
     .fetch_one(pool)
     .await
     .unwrap()
@@ -245,7 +237,7 @@ async fn roll_ups_cover_each_subtree(pool: PgPool) {
          FROM org_stats WHERE snapshot_date = $1 AND org_id = $2",
     )
     .bind(night())
-    .bind(org(&pool, GUANGDONG).await)
+    .bind(org_id(&pool, GUANGDONG).await)
     .fetch_one(&pool)
     .await
     .unwrap();
