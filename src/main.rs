@@ -99,6 +99,9 @@ enum Command {
         /// The upload date (default: today in China).
         #[arg(long, env = "ROSTER_AS_OF")]
         as_of: Option<NaiveDate>,
+        /// Largest upload read, in MiB; a larger object is rejected without downloading it.
+        #[arg(long, env = "ROSTER_MAX_FILE_MB", default_value_t = 512)]
+        max_file_mb: u64,
         /// When to compute the nightly statistics, China time (cron with seconds);
         /// `off` leaves them to other workers. One snapshot a night however many run.
         #[arg(long, env = "ROSTER_STATS_SCHEDULE", default_value = jobs::cron::DEFAULT_SCHEDULE)]
@@ -389,6 +392,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             backoff_ms,
             heartbeat_secs,
             as_of,
+            max_file_mb,
             stats_schedule,
             service,
         } => with_pool(
@@ -406,6 +410,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         missed_heartbeats: 3,
                     },
                     as_of,
+                    limits: ReadLimits {
+                        max_file_bytes: max_file_mb << 20,
+                        ..ReadLimits::default()
+                    },
                     stats_schedule: match stats_schedule.as_str() {
                         "off" => None,
                         expr => Some(jobs::cron::schedule(expr)?),

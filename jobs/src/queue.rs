@@ -131,7 +131,8 @@ pub async fn submit(
             (sha, storage.bucket.clone(), key)
         }
         Source::Object { bucket, key } => {
-            let bytes = storage.get(&bucket, &key).await?;
+            let limit = pipeline::ReadLimits::default().max_file_bytes;
+            let bytes = storage.get(&bucket, &key, limit).await?;
             (pipeline::db::content_sha256(&bytes), bucket, key)
         }
     };

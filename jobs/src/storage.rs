@@ -23,6 +23,13 @@ pub enum StorageError {
         key: String,
         detail: String,
     },
+    #[error("s3://{bucket}/{key} is {size} bytes, over the limit of {limit}")]
+    TooLarge {
+        bucket: String,
+        key: String,
+        size: u64,
+        limit: u64,
+    },
     #[error("reading a report to upload: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -39,7 +46,10 @@ impl StorageError {
 
     /// Worth retrying.
     pub fn is_transient(&self) -> bool {
-        !matches!(self, StorageError::Missing { .. })
+        !matches!(
+            self,
+            StorageError::Missing { .. } | StorageError::TooLarge { .. }
+        )
     }
 }
 
@@ -111,8 +121,9 @@ impl Storage {
         self.put(key, bytes).await
     }
 
-    /// An object of any bucket, whole (uploads are bounded by the reader's size limit).
-    pub async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StorageError> {
+    /// An object of any bucket, whole, if it is at most `limit` bytes: a larger one is not
+    /// downloaded.
+    pub async fn get(&self, bucket: &str, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
         let object = match self
             .client
             .get_object()
@@ -130,12 +141,25 @@ impl Storage {
             }
             Err(e) => return Err(StorageError::unavailable("get", bucket, key, e)),
         };
+        let too_large = |size: u64| StorageError::TooLarge {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            size,
+            limit,
+        };
+        if let Some(size) = object.content_length().filter(|&s| s as u64 > limit) {
+            return Err(too_large(size as u64));
+        }
         let body = object
             .body
             .collect()
             .await
             .map_err(|e| StorageError::unavailable("get", bucket, key, e))?;
-        Ok(body.into_bytes().to_vec())
+        let bytes = body.into_bytes();
+        if bytes.len() as u64 > limit {
+            return Err(too_large(bytes.len() as u64));
+        }
+        Ok(bytes.to_vec())
     }
 
     /// Keys under a prefix.

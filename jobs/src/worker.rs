@@ -38,6 +38,8 @@ pub struct WorkerOptions {
     pub name: String,
     /// When to compute the nightly statistics (`None`: not in this process).
     pub stats_schedule: Option<cron::Schedule>,
+    /// What the reader accepts (an object over the size limit is not downloaded).
+    pub limits: pipeline::ReadLimits,
 }
 
 impl Default for WorkerOptions {
@@ -51,6 +53,7 @@ impl Default for WorkerOptions {
             as_of: None,
             name: format!("roster-{}", std::process::id()),
             stats_schedule: None,
+            limits: pipeline::ReadLimits::default(),
         }
     }
 }
@@ -193,29 +196,35 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
         bucket.unwrap_or_else(|| ctx.storage.bucket.clone()),
         key.unwrap_or_default(),
     );
-    let clock = Instant::now();
-    let bytes = ctx.storage.get(&bucket, &key).await?;
-    let fetch_s = clock.elapsed().as_secs_f64();
-    let orgs = pipeline::db::DbOrgs::for_uploader_id(&ctx.pool, uploader_id)
-        .await?
-        .ok_or(AttemptError::NoSuchUploader(uploader_id))?;
     let opts = pipeline::ValidateOptions {
         template,
         as_of: ctx.options.as_of.unwrap_or_else(crate::today_in_china),
-        limits: pipeline::ReadLimits::default(),
+        limits: ctx.options.limits.clone(),
         sheet: None,
         progress: None,
     };
     let dir = tempfile::tempdir()?;
-    let mut done = pipeline::import::import(
-        &ctx.pool,
-        upload_id,
-        orgs,
-        bytes,
-        opts,
-        dir.path().to_path_buf(),
-    )
-    .await?;
+    let out = dir.path().to_path_buf();
+    let clock = Instant::now();
+    let fetched = ctx
+        .storage
+        .get(&bucket, &key, opts.limits.max_file_bytes)
+        .await;
+    let fetch_s = clock.elapsed().as_secs_f64();
+    let mut done = match fetched {
+        // Too large to read: the reader's own verdict, without downloading the object.
+        Err(StorageError::TooLarge { .. }) => {
+            let verdict = pipeline::read::file_too_large(&opts.limits);
+            pipeline::import::rejected(template, verdict, out, 0.0).await?
+        }
+        Err(e) => return Err(e.into()),
+        Ok(bytes) => {
+            let orgs = pipeline::db::DbOrgs::for_uploader_id(&ctx.pool, uploader_id)
+                .await?
+                .ok_or(AttemptError::NoSuchUploader(uploader_id))?;
+            pipeline::import::import(&ctx.pool, upload_id, orgs, bytes, opts, out).await?
+        }
+    };
     // Publish: every report under the upload's prefix, then drop leftovers of an earlier
     // attempt, so exactly one set remains.
     let prefix = format!("reports/{upload_id}/");

@@ -79,30 +79,7 @@ pub async fn import(
     let validate_s = clock.elapsed().as_secs_f64();
     let (mut v, batch) = match (outcome, batch) {
         (Outcome::Accepted(v), Some(batch)) => (v, batch),
-        (Outcome::Rejected(r), _) => {
-            let (r, reports) = tokio::task::spawn_blocking(move || -> Result<_, ImportError> {
-                let set = report::write_rejected(template, &r, &out)?;
-                Ok((r, set))
-            })
-            .await??;
-            let outcome = UploadOutcome {
-                status: "rejected",
-                counts: None,
-                file_error: Some(serde_json::json!({"code": r.code.code(), "message": r.message})),
-                timings: serde_json::json!({ "validate_s": validate_s }),
-                report_prefix: String::new(),
-                report_keys: reports.files.clone(),
-                findings: String::new(),
-            };
-            return Ok(Imported {
-                rejection: Some(r),
-                counts: None,
-                written: 0,
-                warnings: Vec::new(),
-                reports,
-                outcome,
-            });
-        }
+        (Outcome::Rejected(r), _) => return rejected(template, r, out, validate_s).await,
         (Outcome::Accepted(_), None) => unreachable!("an accepted file is always prepared"),
     };
     let started = Instant::now();
@@ -147,6 +124,38 @@ pub async fn import(
         counts: Some(counts),
         written: loaded.rows,
         warnings,
+        reports,
+        outcome,
+    })
+}
+
+/// A file-level verdict: its reports written into `out`, nothing loaded. Also for files
+/// refused before they are read (an object over the size limit).
+pub async fn rejected(
+    template: schemas::TemplateKind,
+    rejection: Rejection,
+    out: PathBuf,
+    validate_s: f64,
+) -> Result<Imported, ImportError> {
+    let (r, reports) = tokio::task::spawn_blocking(move || -> Result<_, ImportError> {
+        let set = report::write_rejected(template, &rejection, &out)?;
+        Ok((rejection, set))
+    })
+    .await??;
+    let outcome = UploadOutcome {
+        status: "rejected",
+        counts: None,
+        file_error: Some(serde_json::json!({"code": r.code.code(), "message": r.message})),
+        timings: serde_json::json!({ "validate_s": validate_s }),
+        report_prefix: String::new(),
+        report_keys: reports.files.clone(),
+        findings: String::new(),
+    };
+    Ok(Imported {
+        rejection: Some(r),
+        counts: None,
+        written: 0,
+        warnings: Vec::new(),
         reports,
         outcome,
     })

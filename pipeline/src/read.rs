@@ -110,10 +110,7 @@ fn read_inner(
         return Err(unreadable("文件为空（0 字节）"));
     }
     if bytes.len() as u64 > limits.max_file_bytes {
-        return Err(reject(
-            ErrorCode::FileTooLarge,
-            format!("文件大小超过 {} MB", limits.max_file_bytes >> 20),
-        ));
+        return Err(file_too_large(limits));
     }
     let format = sniff(bytes, limits)?;
     let cursor = Cursor::new(bytes);
@@ -202,6 +199,15 @@ pub fn read_floor(bytes: &[u8], materialise: bool) -> Result<usize, String> {
         }
     }
     Ok(n)
+}
+
+/// The verdict on a file over `limits.max_file_bytes` (callers that know the size before
+/// reading the bytes, such as the worker, give it without reading them).
+pub fn file_too_large(limits: &ReadLimits) -> Rejection {
+    reject(
+        ErrorCode::FileTooLarge,
+        format!("文件大小超过 {} MB", limits.max_file_bytes >> 20),
+    )
 }
 
 fn password() -> Rejection {

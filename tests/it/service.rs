@@ -455,3 +455,27 @@ async fn two_workers_ticking_together_make_one_snapshot(pool: sqlx::PgPool) {
         assert_eq!(w.terminate(), Some(0));
     }
 }
+
+#[sqlx::test(migrations = false)]
+async fn an_object_over_the_size_limit_is_rejected_without_download(pool: sqlx::PgPool) {
+    let url = url_of(&pool);
+    setup_db(&url).await;
+    let s3 = S3::start();
+    let (id, _) = submit(&s3, &url, &root().join("sample-data/members.xlsx"));
+    let _worker = Worker::start(&s3, &url, &[("ROSTER_MAX_FILE_MB", "0")]);
+    let s = wait_final(&s3, &url, id, Duration::from_secs(60));
+    assert_eq!(s["status"], "rejected", "a verdict, final: {s}");
+    assert_eq!(s["attempts"], 1, "never retried: {s}");
+    assert_eq!(s["file_error"]["code"], "file_too_large");
+    assert!(s["timings"]["fetch_s"].is_number());
+    let keys: Vec<&str> = s["report_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert!(
+        keys.contains(&format!("reports/{id}/summary.json").as_str()),
+        "{keys:?}"
+    );
+}
