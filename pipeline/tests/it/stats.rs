@@ -265,6 +265,26 @@ async fn roll_ups_cover_each_subtree(pool: PgPool) {
     for file in ["s.xlsx", "s.csv"] {
         pipeline::stats::write_export(&rows, &dir.path().join(file)).unwrap();
     }
+    use calamine::{Reader, open_workbook_auto};
+    let mut wb = open_workbook_auto(dir.path().join("s.xlsx")).unwrap();
+    let sheet = wb.worksheet_range("完成情况").unwrap();
+    let xlsx: Vec<Vec<String>> = sheet
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    assert_eq!(
+        xlsx[0],
+        pipeline::stats::EXPORT_HEADER.map(String::from).to_vec()
+    );
+    assert_eq!(xlsx.len(), 1 + rows.len());
+    assert!(
+        xlsx.contains(
+            &[BRANCH, "团支部", SCHOOL, "是", "3", "3", "0", "0"]
+                .map(String::from)
+                .to_vec()
+        ),
+        "{xlsx:?}"
+    );
     let csv = std::fs::read_to_string(dir.path().join("s.csv")).unwrap();
     assert!(csv.starts_with("\u{feff}组织全称,组织类别,上级组织全称,是否完成,完整人数,总人数,下级组织完成数,下级组织总数"));
     assert!(
