@@ -7,8 +7,6 @@ use schemas::{Field, Kind, Template, Vocabulary};
 
 use crate::{col_in, col_raw, col_val};
 
-const ZERO_WIDTH_RE: &str = "[\u{200B}\u{200C}\u{200D}\u{2060}\u{FEFF}]";
-
 /// Empty strings become null so "missing" has one representation.
 fn empty_to_null(e: Expr) -> Expr {
     when(e.clone().str().len_bytes().eq(lit(0u32)))
@@ -16,15 +14,23 @@ fn empty_to_null(e: Expr) -> Expr {
         .otherwise(e)
 }
 
-/// NFKC, zero-width removed, trimmed; empty → null. Mirrors `text::normalise`.
+/// NFKC, zero-width removed, trimmed; empty → null: `text::normalise` over the column in
+/// one pass, copying only the cells that change (most are ASCII or already NFKC).
 pub fn text(e: Expr) -> Expr {
-    empty_to_null(
-        e.str()
-            .normalize(UnicodeForm::NFKC)
-            .str()
-            .replace_all(lit(ZERO_WIDTH_RE), lit(""), false)
-            .str()
-            .strip_chars(lit(NULL).cast(DataType::String)),
+    e.map(
+        |c: Column| {
+            let ca = c.str()?;
+            let mut out = StringChunkedBuilder::new(c.name().clone(), ca.len());
+            for v in ca.iter() {
+                out.append_option(
+                    v.map(crate::text::normalise_cow)
+                        .filter(|t| !t.is_empty())
+                        .as_deref(),
+                );
+            }
+            Ok(out.finish().into_column())
+        },
+        |_, f| Ok(f.clone()),
     )
 }
 
