@@ -238,13 +238,55 @@ pub(crate) async fn copy_in(
     data: &[u8],
 ) -> Result<u64, DbError> {
     let mut copy = conn.copy_in_raw(statement).await?;
-    for chunk in data.chunks(1 << 20) {
-        if let Err(e) = copy.send(chunk).await {
-            copy.abort(e.to_string()).await?;
-            return Err(e.into());
-        }
+    for chunk in data.chunks(COPY_CHUNK) {
+        copy = send(copy, chunk).await?;
     }
     Ok(copy.finish().await?)
+}
+
+/// Chunk size of COPY data sent to the server; building the next chunk overlaps with the
+/// server writing the last one.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// Streams the COPY lines `line` writes for each item, a chunk at a time (the whole text
+/// never sits in memory); the COPY is aborted if sending fails. Returns the rows stored.
+pub(crate) async fn copy_rows<'a, T: 'a, I, F>(
+    conn: &mut PgConnection,
+    statement: &str,
+    items: I,
+    mut line: F,
+) -> Result<u64, DbError>
+where
+    I: Iterator<Item = &'a T>,
+    F: FnMut(&mut String, &'a T),
+{
+    let mut copy = conn.copy_in_raw(statement).await?;
+    let mut buf = String::with_capacity(COPY_CHUNK + 4096);
+    for item in items {
+        line(&mut buf, item);
+        if buf.len() >= COPY_CHUNK {
+            copy = send(copy, buf.as_bytes()).await?;
+            buf.clear();
+        }
+    }
+    if !buf.is_empty() {
+        copy = send(copy, buf.as_bytes()).await?;
+    }
+    Ok(copy.finish().await?)
+}
+
+/// Sends COPY data; if that fails the COPY is aborted, so the server discards it.
+async fn send<'c>(
+    mut copy: sqlx::postgres::PgCopyIn<&'c mut PgConnection>,
+    bytes: &[u8],
+) -> Result<sqlx::postgres::PgCopyIn<&'c mut PgConnection>, DbError> {
+    match copy.send(bytes).await {
+        Ok(_) => Ok(copy),
+        Err(e) => {
+            copy.abort(e.to_string()).await?;
+            Err(e.into())
+        }
+    }
 }
 
 /// Organisations and scope as the database has them, for one uploader: one query per

@@ -14,10 +14,10 @@
 
 use std::ops::Range;
 
+use sqlx::Connection;
 use sqlx::postgres::PgPool;
-use sqlx::{Connection, PgConnection};
 
-use crate::db::{DbError, copy_fields};
+use crate::db::{DbError, copy_fields, copy_rows};
 
 /// A finding only the database can make, for one row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,10 +56,6 @@ pub(crate) const LOAD_LOCK: i64 = 7217001;
 const PERSON_COLUMNS: &str = "id_number, name, ethnicity, political_status, joined_on, \
      joined_precision, dev_number, education, occupation, phone, workplace, email, is_cadre, \
      duty, branch_id, created_by_upload, updated_by_upload";
-
-/// Chunk size of COPY data sent to the server; building the next chunk overlaps with the
-/// server writing the last one.
-const COPY_CHUNK: usize = 1 << 20;
 
 /// The valid rows of a validation, ready for COPY. Preparing it is CPU work (polars):
 /// do it on a blocking thread, then [`load`] it.
@@ -528,37 +524,4 @@ pub async fn load(
         rows: inserted + updated,
         findings,
     })
-}
-
-/// Streams COPY lines written by `line` for each item, in chunks; the COPY is aborted if
-/// sending fails. Returns the rows the server stored.
-async fn copy_rows<'a, I, F>(
-    conn: &mut PgConnection,
-    statement: &str,
-    items: I,
-    mut line: F,
-) -> Result<u64, DbError>
-where
-    I: Iterator<Item = &'a Staged>,
-    F: FnMut(&mut String, &'a Staged),
-{
-    let mut copy = conn.copy_in_raw(statement).await?;
-    let mut buf = String::with_capacity(COPY_CHUNK + 4096);
-    for s in items {
-        line(&mut buf, s);
-        if buf.len() >= COPY_CHUNK {
-            if let Err(e) = copy.send(buf.as_bytes()).await {
-                copy.abort(e.to_string()).await?;
-                return Err(e.into());
-            }
-            buf.clear();
-        }
-    }
-    if !buf.is_empty()
-        && let Err(e) = copy.send(buf.as_bytes()).await
-    {
-        copy.abort(e.to_string()).await?;
-        return Err(e.into());
-    }
-    Ok(copy.finish().await?)
 }
