@@ -2,53 +2,66 @@
 //! characters, trimming, enumerations mapped through their synonyms, dates parsed into
 //! year / month / day. The uploaded text stays in `raw.*` for the reports.
 
+use std::borrow::Cow;
+
 use polars::prelude::*;
 use schemas::{Field, Kind, Template, Vocabulary};
 
+use crate::text::{self, Shape};
 use crate::{col_in, col_raw, col_val};
 
-/// Empty strings become null so "missing" has one representation.
-fn empty_to_null(e: Expr) -> Expr {
-    when(e.clone().str().len_bytes().eq(lit(0u32)))
-        .then(lit(NULL).cast(DataType::String))
-        .otherwise(e)
-}
-
-/// NFKC, zero-width removed, trimmed; empty → null: `text::normalise` over the column in
-/// one pass, copying only the cells that change (most are ASCII or already NFKC).
-pub fn text(e: Expr) -> Expr {
+/// NFKC, zero-width removed, trimmed, shaped; empty → null: [`text::shape`] over the
+/// column. Most columns come out as slices of what was uploaded (ASCII or already NFKC,
+/// at most trimmed): then the output shares the uploaded column's buffers and only its
+/// 16-byte views are new. Otherwise every cell is copied once.
+pub fn shaped(e: Expr, shape: Shape) -> Expr {
     e.map(
-        |c: Column| {
+        move |c: Column| {
             let ca = c.str()?;
-            let mut out = StringChunkedBuilder::new(c.name().clone(), ca.len());
-            for v in ca.iter() {
-                out.append_option(
-                    v.map(crate::text::normalise_cow)
-                        .filter(|t| !t.is_empty())
-                        .as_deref(),
-                );
-            }
-            Ok(out.finish().into_column())
+            let slices_only = ca.iter().all(|v| match v {
+                None => true,
+                Some(s) => matches!(text::shape(s, shape), Some(Cow::Borrowed(_))),
+            });
+            let mut out: StringChunked = if slices_only {
+                // SAFETY: each new view is a sub-slice of its own value, cut at char
+                // boundaries, in the same buffer; null slots keep their view.
+                unsafe {
+                    ca.apply_views(move |view, val| match text::shape(val, shape) {
+                        Some(Cow::Borrowed(t)) => {
+                            let start = t.as_ptr() as usize - val.as_ptr() as usize;
+                            update_view(view, start, start + t.len(), val)
+                        }
+                        _ => view,
+                    })
+                }
+            } else {
+                ca.apply(|v| v.and_then(|s| text::shape(s, shape)))
+            };
+            out.set_sorted_flag(polars::series::IsSorted::Not);
+            Ok(out.with_name(c.name().clone()).into_column())
         },
         |_, f| Ok(f.clone()),
     )
 }
 
+/// Trimmed text (SPEC §4).
+pub fn text(e: Expr) -> Expr {
+    shaped(e, Shape::Trimmed)
+}
+
 /// [`text`] with inner runs of white space collapsed (names, organisation names).
 pub fn collapsed(e: Expr) -> Expr {
-    text(e).str().replace_all(lit(r"\s+"), lit(" "), false)
+    shaped(e, Shape::Collapsed)
 }
 
 /// [`text`] with every white space removed (codes, numbers, enumerations).
 pub fn compact(e: Expr) -> Expr {
-    empty_to_null(text(e).str().replace_all(lit(r"\s+"), lit(""), false))
+    shaped(e, Shape::Compact)
 }
 
 /// Phone numbers: digits only, without a +86 / 0086 country prefix.
 pub fn phone(e: Expr) -> Expr {
-    compact(e)
-        .str()
-        .replace_all(lit(r"[-()]"), lit(""), false)
+    shaped(e, Shape::Phone)
         .str()
         .replace(lit(r"^(\+86|0086|86)(1\d{10})$"), lit("$2"), false)
 }
@@ -119,7 +132,7 @@ pub fn normalise(lf: LazyFrame, template: &Template) -> LazyFrame {
         let raw = col(col_raw(c.field));
         let input = match c.kind {
             Kind::PersonName | Kind::OrgName | Kind::Text { .. } | Kind::Email => collapsed(raw),
-            Kind::IdNumber => compact(raw).str().to_uppercase(),
+            Kind::IdNumber => shaped(raw, Shape::Upper),
             Kind::Phone => phone(raw),
             Kind::DevNumber | Kind::Enum(_) => compact(raw),
             Kind::Date => compact(raw.str().replace(
@@ -191,4 +204,103 @@ pub fn normalise(lf: LazyFrame, template: &Template) -> LazyFrame {
     lf.with_columns(inputs)
         .with_columns(canon.into_iter().chain(parts).collect::<Vec<_>>())
         .with_columns(dates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The chain of polars string kernels `shaped` replaced: NFKC and trim per cell, then
+    /// regex replacements and upper-casing over the column.
+    fn reference(e: Expr, shape: Shape) -> Expr {
+        let trimmed = e.map(
+            |c: Column| {
+                let ca = c.str()?;
+                let out: StringChunked =
+                    ca.apply(|v| v.map(text::normalise_cow).filter(|t| !t.is_empty()));
+                Ok(out.into_column())
+            },
+            |_, f| Ok(f.clone()),
+        );
+        let null_if_empty = |e: Expr| {
+            when(e.clone().str().len_bytes().eq(lit(0u32)))
+                .then(lit(NULL).cast(DataType::String))
+                .otherwise(e)
+        };
+        let compact = null_if_empty(
+            trimmed
+                .clone()
+                .str()
+                .replace_all(lit(r"\s+"), lit(""), false),
+        );
+        match shape {
+            Shape::Trimmed => trimmed,
+            Shape::Collapsed => trimmed.str().replace_all(lit(r"\s+"), lit(" "), false),
+            Shape::Compact => compact,
+            Shape::Upper => compact.str().to_uppercase(),
+            Shape::Phone => compact.str().replace_all(lit(r"[-()]"), lit(""), false),
+        }
+    }
+
+    #[test]
+    fn one_pass_shapes_equal_the_kernel_chain() {
+        let cells: Vec<Option<&str>> = vec![
+            None,
+            Some(""),
+            Some("   "),
+            Some("x"),
+            Some("  张 三  "),
+            Some("张\u{3000}\u{3000}三"),
+            Some("a \t b"),
+            Some("a\u{00A0}b"),
+            Some("a  b"),
+            Some(" 44010320050101001x "),
+            Some("4401 0320 0501 0100 1x"),
+            Some("ＡＢＣ（２）班"),
+            Some("138-0013-8000"),
+            Some("(+86) 138 0013 8000"),
+            Some("-"),
+            Some("ß ǆ straße"),
+            Some("e\u{301}"),
+            Some("\u{200B}汉族\u{FEFF}"),
+            Some("\u{2060}"),
+            Some("Plain ASCII"),
+        ];
+        // Cells that only need trimming (a column of them takes the shared-buffer path),
+        // long and short, beside the mixed column above.
+        let slices: Vec<Option<&str>> = vec![
+            Some("  a fairly long ascii value  "),
+            None,
+            Some("x "),
+            Some(" 共青团广东省委员会 "),
+            Some("4401032005010100"),
+        ];
+        for cells in [cells, slices] {
+            check_shapes(cells);
+        }
+    }
+
+    fn check_shapes(cells: Vec<Option<&str>>) {
+        let df = df!["v" => cells].unwrap();
+        for shape in [
+            Shape::Trimmed,
+            Shape::Collapsed,
+            Shape::Compact,
+            Shape::Upper,
+            Shape::Phone,
+        ] {
+            let out = df
+                .clone()
+                .lazy()
+                .select([
+                    shaped(col("v"), shape).alias("new"),
+                    reference(col("v"), shape).alias("old"),
+                ])
+                .collect()
+                .unwrap();
+            let new: Vec<Option<&str>> = out.column("new").unwrap().str().unwrap().iter().collect();
+            let old: Vec<Option<&str>> = out.column("old").unwrap().str().unwrap().iter().collect();
+            assert_eq!(new, old, "{shape:?}");
+        }
+    }
 }

@@ -25,6 +25,76 @@ pub fn normalise_cow(s: &str) -> std::borrow::Cow<'_, str> {
     Cow::Owned(nfkc.trim().to_string())
 }
 
+/// How a column's text is shaped after [`normalise`] (SPEC §4), in the same pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Trimmed only.
+    Trimmed,
+    /// Inner runs of white space collapsed to one space (names, organisation names).
+    Collapsed,
+    /// Every white space removed (codes, numbers, enumerations).
+    Compact,
+    /// Compact and upper case (ID numbers: a trailing `x` is `X`).
+    Upper,
+    /// Compact without `-`, `(` and `)` (phone numbers).
+    Phone,
+}
+
+/// One cell through [`normalise`] and its [`Shape`]; `None` when nothing is left.
+/// Borrows the input when nothing changes, which is most cells of a roster.
+pub fn shape(s: &str, shape: Shape) -> Option<std::borrow::Cow<'_, str>> {
+    use std::borrow::Cow;
+    let t = normalise_cow(s);
+    if t.is_empty() {
+        return None;
+    }
+    let changed = |t: &str| -> Option<String> {
+        match shape {
+            Shape::Trimmed => None,
+            Shape::Collapsed => {
+                let mut prev_space = false;
+                let needs = t.chars().any(|c| {
+                    let bad = c.is_whitespace() && (c != ' ' || prev_space);
+                    prev_space = c.is_whitespace();
+                    bad
+                });
+                needs.then(|| collapse_spaces(t))
+            }
+            Shape::Compact => t
+                .contains(char::is_whitespace)
+                .then(|| t.chars().filter(|c| !c.is_whitespace()).collect()),
+            Shape::Upper => {
+                let compact: Cow<'_, str> = if t.contains(char::is_whitespace) {
+                    Cow::Owned(t.chars().filter(|c| !c.is_whitespace()).collect())
+                } else {
+                    Cow::Borrowed(t)
+                };
+                let lower = if compact.is_ascii() {
+                    compact.bytes().any(|b| b.is_ascii_lowercase())
+                } else {
+                    compact.to_uppercase() != *compact
+                };
+                match (lower, compact) {
+                    (true, c) => Some(c.to_uppercase()),
+                    (false, Cow::Owned(c)) => Some(c),
+                    (false, Cow::Borrowed(_)) => None,
+                }
+            }
+            Shape::Phone => t
+                .contains(|c: char| c.is_whitespace() || matches!(c, '-' | '(' | ')'))
+                .then(|| {
+                    t.chars()
+                        .filter(|c| !c.is_whitespace() && !matches!(c, '-' | '(' | ')'))
+                        .collect()
+                }),
+        }
+    };
+    Some(match changed(&t) {
+        Some(new) => Cow::Owned(new),
+        None => t,
+    })
+}
+
 /// Organisation names: [`normalise`] with inner runs of white space collapsed to one space.
 pub fn normalise_org(s: &str) -> String {
     collapse_spaces(&normalise(s))

@@ -13,7 +13,7 @@ use schemas::{ErrorCode, Field, Severity, TemplateKind};
 use crate::orgs::OrgResolver;
 use crate::read::{RawRoster, ReadLimits, read_roster};
 use crate::rules::org::{
-    ORG_CATEGORY, ORG_IN_SCOPE, ORG_KEY, ORG_NAME, ORG_PARENS, ORG_PROVINCE, ORG_SUGGEST,
+    ORG_CATEGORY, ORG_IN_SCOPE, ORG_KEY, ORG_NAME, ORG_PARENS, ORG_PROVINCE, ORG_SUGGEST, PROVINCE,
 };
 use crate::rules::{self, Ctx};
 use crate::{PipelineError, ROW, Rejection, col_in};
@@ -64,8 +64,10 @@ pub struct Validation {
     pub present: Vec<Field>,
     pub warnings: Vec<String>,
     pub uploader: String,
-    /// Every data row: `raw.*` as uploaded, `in.*` normalised, canonical values,
-    /// derived columns, `has_error`, `has_warning`, `report_org`.
+    /// Every data row, in file order: `raw.*` as uploaded, canonical values, `in.*` of
+    /// the branch and development number, `has_error`, `has_warning`, `report_org`, the
+    /// resolved organisation and province. Derived columns and rule flags are dropped
+    /// once the findings are made.
     pub rows: DataFrame,
     /// One row per finding: row, field, column, code, severity, message, report_org;
     /// sorted by row, then column.
@@ -235,23 +237,35 @@ pub fn validate(
     };
     let uploader = orgs.uploader_name().to_string();
     tracing::info!(peak_rss_mib = crate::peak_rss_mib(), "read");
-    let normalised = crate::normalise::normalise(raw.frame.lazy(), template).collect()?;
+    let mut frame = crate::normalise::normalise(raw.frame.lazy(), template).collect()?;
     tracing::info!(peak_rss_mib = crate::peak_rss_mib(), "normalised");
 
-    let mut lf = normalised.lazy();
+    // Lookups are joined onto narrow frames and their columns appended: the joins keep
+    // the left order, so row i is row i, and the wide frame is never gathered.
     if ctx.is_members() {
-        let lookup = org_lookup(&lf, orgs)?;
-        lf = lf.join(
-            lookup.lazy(),
-            [col(col_in(Field::Branch))],
-            [col(ORG_KEY)],
-            crate::left_join(),
-        );
+        let lookup = org_lookup(&frame, orgs)?;
+        let key = col_in(Field::Branch);
+        let attached = frame
+            .select([key.as_str()])?
+            .lazy()
+            .join(
+                lookup.lazy(),
+                [col(key.as_str())],
+                [col(ORG_KEY)],
+                crate::left_join(),
+            )
+            .drop(cols([key.as_str()]))
+            .collect()?;
+        append(&mut frame, attached)?;
     }
+    let mut lf = frame.lazy();
     for stage in rules::derive(&ctx) {
         lf = lf.with_columns(stage);
     }
-    lf = rules::duplicates::attach_duplicate_rows(lf);
+    let mut frame = lf.collect()?;
+    let dups = rules::duplicates::duplicate_rows(&frame)?;
+    append(&mut frame, dups)?;
+    let mut lf = frame.lazy();
 
     let rules = rules::all(&ctx);
     let flag = |i: usize| format!("fail.{i}");
@@ -292,7 +306,6 @@ pub fn validate(
             any_of(Severity::Warning)?.alias(HAS_WARNING),
             report_org.alias(REPORT_ORG),
         ])
-        .sort([ROW], Default::default())
         .collect()?;
     tracing::info!(peak_rss_mib = crate::peak_rss_mib(), "rules evaluated");
 
@@ -316,9 +329,11 @@ pub fn validate(
         .sort([errors::ROW, "rule"], Default::default())
         .drop(cols(["rule"]))
         .collect()?;
+    let rows = rows.select(kept_columns(&ctx, &rows))?;
     tracing::info!(
         rows = rows.height(),
         findings = errors.height(),
+        peak_rss_mib = crate::peak_rss_mib(),
         "validated"
     );
     Ok(Validation {
@@ -333,10 +348,40 @@ pub fn validate(
     })
 }
 
+/// Appends the columns of `extra`, row-aligned with `frame`.
+fn append(frame: &mut DataFrame, extra: DataFrame) -> PolarsResult<()> {
+    polars_ensure!(
+        extra.height() == frame.height(),
+        ShapeMismatch: "lookup of {} rows for {} rows", extra.height(), frame.height()
+    );
+    frame.hstack_mut(extra.columns())?;
+    Ok(())
+}
+
+/// What the reports and the load read of the rows; the rest (derived columns, rule
+/// flags) is dropped once the findings are made.
+fn kept_columns(ctx: &Ctx, rows: &DataFrame) -> Vec<String> {
+    let mut keep: Vec<String> = [ROW, HAS_ERROR, HAS_WARNING, REPORT_ORG, PROVINCE, ORG_NAME]
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    for c in ctx.template.columns {
+        keep.push(crate::col_raw(c.field));
+        keep.push(crate::col_val(c.field));
+    }
+    for f in [Field::Branch, Field::DevNumber] {
+        keep.push(col_in(f));
+    }
+    keep.retain(|c| rows.schema().contains(c));
+    keep.dedup();
+    keep
+}
+
 /// Resolves each distinct organisation name of the file once.
-fn org_lookup(lf: &LazyFrame, orgs: &dyn OrgResolver) -> Result<DataFrame, PipelineError> {
-    let names = lf
+fn org_lookup(frame: &DataFrame, orgs: &dyn OrgResolver) -> Result<DataFrame, PipelineError> {
+    let names = frame
         .clone()
+        .lazy()
         .select([col(col_in(Field::Branch)).unique().drop_nulls()])
         .collect()?;
     let keys: Vec<&str> = names

@@ -12,11 +12,16 @@ use crate::{ROW, col_in};
 /// The other rows of the file holding the same person, e.g. `5、9`.
 pub const DUP_ROWS: &str = "dup.rows";
 
-/// Joins [`DUP_ROWS`] onto the rows. Only duplicated rows take part in the self-join,
-/// so its cost follows the number of duplicates, not of rows.
-pub fn attach_duplicate_rows(lf: LazyFrame) -> LazyFrame {
+/// [`DUP_ROWS`] of every row, row-aligned with `rows`. Only duplicated rows take part in
+/// the self-join, so its cost follows the number of duplicates, not of rows; the join
+/// onto the rows is made on the row numbers alone.
+pub fn duplicate_rows(rows: &DataFrame) -> PolarsResult<DataFrame> {
     let id = col(col_in(Field::IdNumber));
-    let dups = lf
+    let narrow = rows
+        .clone()
+        .lazy()
+        .select([col(ROW), col(ID_VALID), id.clone()]);
+    let dups = narrow
         .clone()
         .filter(col(ID_VALID).and(id.clone().is_duplicated()))
         .select([col(ROW), id.alias("dup.id")]);
@@ -36,7 +41,11 @@ pub fn attach_duplicate_rows(lf: LazyFrame) -> LazyFrame {
             .str()
             .join("、", true)
             .alias(DUP_ROWS)]);
-    lf.join(others, [col(ROW)], [col(ROW)], crate::left_join())
+    narrow
+        .select([col(ROW)])
+        .join(others, [col(ROW)], [col(ROW)], crate::left_join())
+        .select([col(DUP_ROWS)])
+        .collect()
 }
 
 pub fn rules(_ctx: &Ctx) -> Vec<Rule> {
