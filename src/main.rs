@@ -620,7 +620,7 @@ fn validate_command(roster: &RosterArgs, orgs: &Path, opts: &ValidateOptions) ->
     let bytes = roster.read()?;
     let progress = Progress::start("读取");
     let done = std::sync::atomic::AtomicBool::new(false);
-    let outcome = std::thread::scope(|s| {
+    let mut outcome = std::thread::scope(|s| {
         if let (Some(bar), Some(rows)) = (&progress.0, &opts.progress) {
             let done = &done;
             s.spawn(move || {
@@ -635,8 +635,10 @@ fn validate_command(roster: &RosterArgs, orgs: &Path, opts: &ValidateOptions) ->
         done.store(true, Ordering::Relaxed);
         outcome
     })?;
+    // The file is read: its bytes are not needed by the reports.
+    drop(bytes);
     progress.set("生成报告");
-    let code = match &outcome {
+    let code = match &mut outcome {
         Outcome::Rejected(rejection) => {
             report::write_rejected(opts.template, rejection, out)?;
             progress.finish();
@@ -649,6 +651,7 @@ fn validate_command(roster: &RosterArgs, orgs: &Path, opts: &ValidateOptions) ->
             ExitCode::from(2)
         }
         Outcome::Accepted(v) => {
+            v.keep_issue_rows()?;
             let set = report::write_reports(v, out)?;
             progress.finish();
             print_counts(&v.counts()?, &v.warnings, set.files.len(), out)

@@ -97,6 +97,7 @@ pub async fn import(
     let (reports, counts, findings, warnings) =
         tokio::task::spawn_blocking(move || -> Result<_, ImportError> {
             v.add_findings(&found)?;
+            v.keep_issue_rows()?;
             let set = report::write_reports(&v, &out)?;
             Ok((
                 set,

@@ -11,31 +11,41 @@ use crate::text::{self, Shape};
 use crate::{col_in, col_raw, col_val};
 
 /// NFKC, zero-width removed, trimmed, shaped; empty → null: [`text::shape`] over the
-/// column. Most columns come out as slices of what was uploaded (ASCII or already NFKC,
-/// at most trimmed): then the output shares the uploaded column's buffers and only its
-/// 16-byte views are new. Otherwise every cell is copied once.
+/// column. Most cells come out as slices of what was uploaded (ASCII or already NFKC, at
+/// most trimmed): those become new 16-byte views over the uploaded column's buffers, and
+/// only the cells that really change are copied, so `in.*` costs little beside `raw.*`.
 pub fn shaped(e: Expr, shape: Shape) -> Expr {
     e.map(
         move |c: Column| {
             let ca = c.str()?;
-            let slices_only = ca.iter().all(|v| match v {
+            let is_slice = |v: Option<&str>| match v {
                 None => true,
                 Some(s) => matches!(text::shape(s, shape), Some(Cow::Borrowed(_))),
-            });
-            let mut out: StringChunked = if slices_only {
-                // SAFETY: each new view is a sub-slice of its own value, cut at char
-                // boundaries, in the same buffer; null slots keep their view.
-                unsafe {
-                    ca.apply_views(move |view, val| match text::shape(val, shape) {
-                        Some(Cow::Borrowed(t)) => {
-                            let start = t.as_ptr() as usize - val.as_ptr() as usize;
-                            update_view(view, start, start + t.len(), val)
-                        }
-                        _ => view,
-                    })
-                }
+            };
+            // SAFETY: each new view is a sub-slice of its own value, cut at char
+            // boundaries, in the same buffer; other slots keep their view.
+            let sliced = unsafe {
+                ca.apply_views(move |view, val| match text::shape(val, shape) {
+                    Some(Cow::Borrowed(t)) => {
+                        let start = t.as_ptr() as usize - val.as_ptr() as usize;
+                        update_view(view, start, start + t.len(), val)
+                    }
+                    _ => view,
+                })
+            };
+            let mut out = if ca.iter().all(is_slice) {
+                sliced
             } else {
-                ca.apply(|v| v.and_then(|s| text::shape(s, shape)))
+                // The changed cells (and those left empty: null), merged over the slices;
+                // the merge keeps both arrays' buffers instead of copying values.
+                let changed: BooleanChunked = ca.iter().map(|v| !is_slice(v)).collect();
+                let owned: StringChunked = ca.apply(|v| {
+                    v.and_then(|s| match text::shape(s, shape) {
+                        Some(Cow::Owned(o)) => Some(Cow::Owned(o)),
+                        _ => None,
+                    })
+                });
+                owned.zip_with(&changed, &sliced)?
             };
             out.set_sorted_flag(polars::series::IsSorted::Not);
             Ok(out.with_name(c.name().clone()).into_column())

@@ -72,6 +72,8 @@ pub struct Validation {
     /// One row per finding: row, field, column, code, severity, message, report_org;
     /// sorted by row, then column.
     pub errors: DataFrame,
+    /// Rows without findings let go by [`Validation::keep_issue_rows`]: still counted.
+    pub clean_rows_dropped: usize,
 }
 
 /// Row counts of SPEC §11's `summary.json`.
@@ -85,7 +87,7 @@ pub struct RowCounts {
 
 impl Validation {
     pub fn counts(&self) -> PolarsResult<RowCounts> {
-        let total = self.rows.height();
+        let total = self.rows.height() + self.clean_rows_dropped;
         let sum = |c: &str| -> PolarsResult<usize> {
             Ok(self.rows.column(c)?.bool()?.sum().unwrap_or(0) as usize)
         };
@@ -104,6 +106,35 @@ impl Validation {
             *out.entry(code.to_string()).or_insert(0) += 1;
         }
         Ok(out)
+    }
+
+    /// Lets go of the rows without findings once they are loaded (or need not be): the
+    /// reports read only rows with findings, and the counts stay the same. The kept text is
+    /// copied out of the file-sized buffers so those are freed. Call it after
+    /// [`Validation::add_findings`] and before the reports; the clean rows are gone.
+    pub fn keep_issue_rows(&mut self) -> PolarsResult<()> {
+        let before = self.rows.height();
+        let kept = self
+            .rows
+            .clone()
+            .lazy()
+            .filter(col(HAS_ERROR).or(col(HAS_WARNING)))
+            .collect()?;
+        let compact = kept
+            .columns()
+            .iter()
+            .map(|c| match c.dtype() {
+                DataType::String => {
+                    let ca = c.str()?;
+                    let copy: StringChunked = ca.iter().collect();
+                    Ok(copy.with_name(c.name().clone()).into_column())
+                }
+                _ => Ok(c.clone()),
+            })
+            .collect::<PolarsResult<Vec<Column>>>()?;
+        self.clean_rows_dropped += before - kept.height();
+        self.rows = DataFrame::new(kept.height(), compact)?;
+        Ok(())
     }
 
     /// The rows that load: no error (warnings allowed).
@@ -345,6 +376,7 @@ pub fn validate(
         uploader,
         rows,
         errors,
+        clean_rows_dropped: 0,
     })
 }
 

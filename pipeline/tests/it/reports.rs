@@ -332,3 +332,54 @@ fn fixed_error_workbooks_upload_again_cleanly() {
         again.warnings
     );
 }
+
+#[test]
+fn letting_go_of_clean_rows_changes_no_report() {
+    let fx = fixture();
+    let mut people = fx.broken.clone();
+    people.extend((100..110).map(|i| Person::new(i).born(2001, 2, 3).joined("2019-05")));
+    let bytes = workbook(
+        TemplateKind::Members,
+        &["导入下级团支部团员团干部"],
+        None,
+        &rows_of(&people),
+        false,
+    );
+    let full = validate(&bytes, TemplateKind::Members, GUANGDONG);
+    let mut lean = validate(&bytes, TemplateKind::Members, GUANGDONG);
+    lean.keep_issue_rows().unwrap();
+    assert_eq!(lean.counts().unwrap(), full.counts().unwrap());
+    let counts = full.counts().unwrap();
+    assert_eq!(
+        lean.rows.height(),
+        counts.with_errors + counts.with_warnings
+    );
+    assert!(lean.rows.height() < full.rows.height());
+
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let files = report::write_reports(&full, a.path()).unwrap().files;
+    assert_eq!(report::write_reports(&lean, b.path()).unwrap().files, files);
+    for f in &files {
+        if f.ends_with(".json") {
+            assert_eq!(
+                std::fs::read_to_string(a.path().join(f)).unwrap(),
+                std::fs::read_to_string(b.path().join(f)).unwrap()
+            );
+            continue;
+        }
+        let wb: Xlsx<_> =
+            open_workbook_from_rs(Cursor::new(std::fs::read(a.path().join(f)).unwrap())).unwrap();
+        let sheets = wb.sheet_names().len();
+        for i in 0..sheets {
+            assert_eq!(
+                sheet(&a.path().join(f), i),
+                sheet(&b.path().join(f), i),
+                "{f}"
+            );
+        }
+        assert_eq!(
+            noted_cells(&a.path().join(f)),
+            noted_cells(&b.path().join(f))
+        );
+    }
+}
