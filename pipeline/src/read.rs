@@ -550,12 +550,12 @@ impl<'a> Sink<'a> {
         let Some(row) = self.cur_row.take() else {
             return Ok(());
         };
-        let cells = std::mem::take(&mut self.cur);
-        if cells.is_empty() {
+        if self.cur.is_empty() {
             return Ok(());
         }
         if let Some(c) = self.collecting.as_mut() {
-            c.add_row(row, cells, self.is_1904, self.max_rows)?;
+            // The row's buffer is drained, not replaced: one allocation for the sheet.
+            c.add_row(row, self.cur.drain(..), self.is_1904, self.max_rows)?;
             if let Some(p) = self.progress
                 && c.rows.len() % 4096 == 0
             {
@@ -565,8 +565,8 @@ impl<'a> Sink<'a> {
         } else {
             self.buffered.push((
                 row,
-                cells
-                    .into_iter()
+                self.cur
+                    .drain(..)
                     .map(|(c, v)| (c, v.into_owned()))
                     .collect(),
             ));
@@ -581,7 +581,7 @@ impl<'a> Sink<'a> {
         let buffered = std::mem::take(&mut self.buffered);
         let (header_at, mut collecting) = detect_header(&buffered, self.declared)?;
         for (row, cells) in buffered.into_iter().skip(header_at + 1) {
-            collecting.add_row(row, cells, self.is_1904, self.max_rows)?;
+            collecting.add_row(row, cells.into_iter(), self.is_1904, self.max_rows)?;
         }
         self.collecting = Some(collecting);
         Ok(())
@@ -718,7 +718,7 @@ impl Collecting {
     fn add_row<'a>(
         &mut self,
         row: u32,
-        cells: Vec<(u32, CellText<'a>)>,
+        cells: impl Iterator<Item = (u32, CellText<'a>)>,
         is_1904: bool,
         max_rows: usize,
     ) -> Result<(), Rejection> {
