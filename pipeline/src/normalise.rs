@@ -33,12 +33,12 @@ pub fn shaped(e: Expr, shape: Shape) -> Expr {
                     _ => view,
                 })
             };
-            let mut out = if ca.iter().all(is_slice) {
+            let changed: BooleanChunked = ca.iter().map(|v| !is_slice(v)).collect();
+            let mut out = if !changed.any() {
                 sliced
             } else {
                 // The changed cells (and those left empty: null), merged over the slices;
                 // the merge keeps both arrays' buffers instead of copying values.
-                let changed: BooleanChunked = ca.iter().map(|v| !is_slice(v)).collect();
                 let owned: StringChunked = ca.apply(|v| {
                     v.and_then(|s| match text::shape(s, shape) {
                         Some(Cow::Owned(o)) => Some(Cow::Owned(o)),
