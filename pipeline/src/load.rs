@@ -336,10 +336,7 @@ pub async fn load(
     // A file's keys against everyone registered: index probes (about 1 µs each) beat a
     // scan of the whole table, which the planner picks for a million keys (10 s against
     // 10 M people, growing with the registry; BENCHMARKS.md).
-    sqlx::query("SET LOCAL enable_hashjoin = off")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("SET LOCAL enable_mergejoin = off")
+    sqlx::raw_sql("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
         .execute(&mut *tx)
         .await?;
     let taken: Vec<i32> = sqlx::query_scalar(
@@ -358,10 +355,7 @@ pub async fn load(
     .fetch_all(&mut *tx)
     .await?;
 
-    sqlx::query("RESET enable_hashjoin")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("RESET enable_mergejoin")
+    sqlx::raw_sql("RESET enable_hashjoin; RESET enable_mergejoin")
         .execute(&mut *tx)
         .await?;
     step("checks: dev_number_taken, stored people");
