@@ -204,7 +204,9 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
         progress: None,
     };
     let dir = tempfile::tempdir()?;
-    let out = dir.path().to_path_buf();
+    // A folder that does not exist yet: the reports are staged beside it and become it
+    // with one rename.
+    let out = dir.path().join("reports");
     let clock = Instant::now();
     let fetched = ctx
         .storage
@@ -215,14 +217,14 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
         // Too large to read: the reader's own verdict, without downloading the object.
         Err(StorageError::TooLarge { .. }) => {
             let verdict = pipeline::read::file_too_large(&opts.limits);
-            pipeline::import::rejected(template, verdict, out, 0.0).await?
+            pipeline::import::rejected(template, verdict, out.clone(), 0.0).await?
         }
         Err(e) => return Err(e.into()),
         Ok(bytes) => {
             let orgs = pipeline::db::DbOrgs::for_uploader_id(&ctx.pool, uploader_id)
                 .await?
                 .ok_or(AttemptError::NoSuchUploader(uploader_id))?;
-            pipeline::import::import(&ctx.pool, upload_id, orgs, bytes, opts, out).await?
+            pipeline::import::import(&ctx.pool, upload_id, orgs, bytes, opts, out.clone()).await?
         }
     };
     // Publish: every report under the upload's prefix, then drop leftovers of an earlier
@@ -242,7 +244,7 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
         .files
         .iter()
         .zip(&keys)
-        .map(|(file, key)| (dir.path().join(file), key.clone()))
+        .map(|(file, key)| (out.join(file), key.clone()))
         .collect();
     futures::stream::iter(puts)
         .map(|(path, key)| {

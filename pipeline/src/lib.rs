@@ -1,6 +1,7 @@
 //! The roster pipeline: read → normalise → validate → report. Pure: it takes bytes and
 //! paths and knows nothing of object storage, queues or databases.
 
+mod branch_book;
 pub mod db;
 pub mod import;
 pub mod load;
@@ -40,6 +41,10 @@ pub enum PipelineError {
     Json(#[from] serde_json::Error),
     #[error(transparent)]
     Lookup(#[from] orgs::LookupError),
+    #[error("zip: {0}")]
+    Zip(#[from] zip::result::ZipError),
+    #[error("error workbook prototype: {0}")]
+    Prototype(&'static str),
 }
 
 /// Peak resident memory of this process so far in MiB (Linux; `None` elsewhere), logged

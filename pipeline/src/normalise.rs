@@ -18,33 +18,57 @@ pub fn shaped(e: Expr, shape: Shape) -> Expr {
     e.map(
         move |c: Column| {
             let ca = c.str()?;
-            let is_slice = |v: Option<&str>| match v {
-                None => true,
-                Some(s) => matches!(text::shape(s, shape), Some(Cow::Borrowed(_))),
-            };
-            // SAFETY: each new view is a sub-slice of its own value, cut at char
-            // boundaries, in the same buffer; other slots keep their view.
-            let sliced = unsafe {
-                ca.apply_views(move |view, val| match text::shape(val, shape) {
+            // Each cell through `text::shape` once: where the result is a slice of the
+            // cell, its byte range; otherwise the cell changes (or empties to null).
+            const NOT_A_SLICE: (u32, u32) = (u32::MAX, 0);
+            let mut spans: Vec<(u32, u32)> = Vec::with_capacity(ca.len());
+            let mut changed: Vec<bool> = Vec::with_capacity(ca.len());
+            let mut owned: Vec<(usize, Option<String>)> = Vec::new();
+            for (i, v) in ca.iter().enumerate() {
+                let Some(s) = v else {
+                    spans.push(NOT_A_SLICE);
+                    changed.push(false);
+                    continue;
+                };
+                match text::shape(s, shape) {
                     Some(Cow::Borrowed(t)) => {
-                        let start = t.as_ptr() as usize - val.as_ptr() as usize;
-                        update_view(view, start, start + t.len(), val)
+                        let start = t.as_ptr() as usize - s.as_ptr() as usize;
+                        spans.push((start as u32, (start + t.len()) as u32));
+                        changed.push(false);
                     }
-                    _ => view,
+                    other => {
+                        spans.push(NOT_A_SLICE);
+                        changed.push(true);
+                        owned.push((i, other.map(Cow::into_owned)));
+                    }
+                }
+            }
+            let next = std::cell::Cell::new(0usize);
+            let (next, spans) = (&next, &spans);
+            // SAFETY: each new view is a sub-slice of its own value, cut at the char
+            // boundaries `text::shape` cut it at, in the same buffer; other slots keep
+            // their view. `apply_views` visits every slot in order.
+            let sliced = unsafe {
+                ca.apply_views(move |view, val| {
+                    let i = next.get();
+                    next.set(i + 1);
+                    match spans[i] {
+                        NOT_A_SLICE => view,
+                        (start, end) => update_view(view, start as usize, end as usize, val),
+                    }
                 })
             };
-            let changed: BooleanChunked = ca.iter().map(|v| !is_slice(v)).collect();
-            let mut out = if !changed.any() {
+            let mut out = if owned.is_empty() {
                 sliced
             } else {
                 // The changed cells (and those left empty: null), merged over the slices;
                 // the merge keeps both arrays' buffers instead of copying values.
-                let owned: StringChunked = ca.apply(|v| {
-                    v.and_then(|s| match text::shape(s, shape) {
-                        Some(Cow::Owned(o)) => Some(Cow::Owned(o)),
-                        _ => None,
-                    })
-                });
+                let mut values: Vec<Option<String>> = vec![None; ca.len()];
+                for (i, v) in owned {
+                    values[i] = v;
+                }
+                let owned = StringChunked::from_iter_options(c.name().clone(), values.into_iter());
+                let changed = BooleanChunked::from_slice(c.name().clone(), &changed);
                 owned.zip_with(&changed, &sliced)?
             };
             out.set_sorted_flag(polars::series::IsSorted::Not);

@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 use rayon::prelude::*;
-use rust_xlsxwriter::{Color, Format, FormatBorder, Note, Workbook, Worksheet};
+use rust_xlsxwriter::{Color, Format, FormatBorder, Workbook, Worksheet};
 use schemas::{ErrorCode, Field, Template, TemplateKind};
 use serde::Serialize;
 
+use crate::branch_book::{self, BranchBooks};
 use crate::rules::org::{ORG_NAME, PROVINCE};
 use crate::validate::{HAS_ERROR, HAS_WARNING, REPORT_ORG, RowCounts, errors};
 use crate::{PipelineError, ROW, Rejection, Validation, col_in, col_raw};
@@ -97,22 +98,22 @@ impl Summary {
 
 /// One finding as the workbooks need it.
 #[derive(Debug, Clone)]
-struct Finding {
-    field: String,
-    code: ErrorCode,
-    message: String,
+pub(crate) struct Finding {
+    pub(crate) field: String,
+    pub(crate) code: ErrorCode,
+    pub(crate) message: String,
 }
 
 /// A row with findings: its uploaded values in template order.
 #[derive(Debug)]
-struct IssueRow {
-    row: u32,
-    values: Vec<Option<String>>,
-    findings: Vec<Finding>,
-    report_org: String,
+pub(crate) struct IssueRow {
+    pub(crate) row: u32,
+    pub(crate) values: Vec<Option<String>>,
+    pub(crate) findings: Vec<Finding>,
+    pub(crate) report_org: String,
     /// For escalations.
-    province: Option<String>,
-    current_org: String,
+    pub(crate) province: Option<String>,
+    pub(crate) current_org: String,
 }
 
 /// The files written, relative to the output folder.
@@ -176,32 +177,53 @@ pub fn write_reports(v: &Validation, out: &Path) -> Result<ReportSet, PipelineEr
         })
         .collect();
     // Every workbook is independent: the summary, the escalations and one per
-    // organisation are written by the same thread pool, the large ones alongside the
-    // many small ones.
-    let (summary_written, (written, escalations_written)) = rayon::join(
-        || write_summary_workbook(&staging.path(SUMMARY_XLSX), v, template, &summary, &issues),
-        || {
-            rayon::join(
-                || {
-                    by_org
-                        .par_iter()
-                        .map(|(org, rows)| {
-                            let name = org_file_name(org);
-                            write_error_workbook(&staging.path(&name), template, rows)
-                                .map(|()| name)
-                        })
-                        .collect::<Result<Vec<String>, PipelineError>>()
-                },
-                || {
-                    if escalated.is_empty() {
-                        return Ok(false);
-                    }
-                    write_escalations(&staging.path(ESCALATIONS_XLSX), template, &escalated)
-                        .map(|()| true)
-                },
-            )
-        },
-    );
+    // organisation are made by the same thread pool, the large ones alongside the many
+    // small ones. Organisation workbooks copy a prototype's constant parts, and one
+    // thread writes them to disk: file creation in one folder is serialised by the
+    // kernel anyway, and a second thread would only spin on the folder's lock.
+    let books = BranchBooks::new(template)?;
+    let (summary_written, (written, escalations_written)) = std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(PathBuf, Vec<u8>)>(256);
+        let writer = s.spawn(move || -> std::io::Result<()> {
+            for (path, bytes) in rx {
+                std::fs::write(path, bytes)?;
+            }
+            Ok(())
+        });
+        let made = rayon::join(
+            || write_summary_workbook(&staging.path(SUMMARY_XLSX), v, template, &summary, &issues),
+            || {
+                rayon::join(
+                    || {
+                        by_org
+                            .par_iter()
+                            .map_with(tx, |tx, (org, rows)| {
+                                let name = org_file_name(org);
+                                let bytes = books.bytes(rows)?;
+                                // Only fails when the writer stopped: its error is returned.
+                                let _ = tx.send((staging.path(&name), bytes));
+                                Ok(name)
+                            })
+                            .collect::<Result<Vec<String>, PipelineError>>()
+                    },
+                    || {
+                        if escalated.is_empty() {
+                            return Ok(false);
+                        }
+                        write_escalations(&staging.path(ESCALATIONS_XLSX), template, &escalated)
+                            .map(|()| true)
+                    },
+                )
+            },
+        );
+        let wrote = writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        match wrote {
+            Ok(()) => Ok(made),
+            Err(e) => Err(PipelineError::Io(e)),
+        }
+    })?;
     summary_written?;
     files.push(SUMMARY_XLSX.into());
     files.extend(written?);
@@ -214,7 +236,7 @@ pub fn write_reports(v: &Validation, out: &Path) -> Result<ReportSet, PipelineEr
 /// A workbook for reports. Fast deflate: most of a branch workbook is the same styles,
 /// theme and 说明 sheet every time, and at the default level compressing them was most
 /// of the reports' time (18,645 workbooks for a 1M-row file); files grow a few percent.
-fn report_workbook() -> Workbook {
+pub(crate) fn report_workbook() -> Workbook {
     let mut wb = Workbook::new();
     wb.set_zip_compression_level(1);
     wb
@@ -309,15 +331,15 @@ fn issue_rows(v: &Validation) -> Result<Vec<IssueRow>, PipelineError> {
     Ok(out)
 }
 
-struct Formats {
-    header: Format,
-    error: Format,
-    warning: Format,
-    wrap: Format,
+pub(crate) struct Formats {
+    pub(crate) header: Format,
+    pub(crate) error: Format,
+    pub(crate) warning: Format,
+    pub(crate) wrap: Format,
 }
 
 impl Formats {
-    fn new() -> Formats {
+    pub(crate) fn new() -> Formats {
         Formats {
             header: Format::new()
                 .set_bold()
@@ -330,25 +352,65 @@ impl Formats {
     }
 }
 
+/// Widths of 行号, 错误代码, 错误原因.
+pub(crate) const REPORT_WIDTHS: [f64; 3] = [8.0, 24.0, 60.0];
+
+/// Column widths, frozen header, filter over `last_row` rows and print set-up of an
+/// error sheet.
+pub(crate) fn setup_error_sheet(
+    ws: &mut Worksheet,
+    template: &Template,
+    last_row: u32,
+) -> Result<(), PipelineError> {
+    let n = template.columns.len() as u16;
+    for (i, c) in template.columns.iter().enumerate() {
+        ws.set_column_width(i as u16, column_width(c.field))?;
+    }
+    for (j, w) in REPORT_WIDTHS.iter().enumerate() {
+        ws.set_column_width(n + j as u16, *w)?;
+    }
+    ws.set_freeze_panes(1, 0)?;
+    ws.autofilter(0, 0, last_row, n + 2)?;
+    // Printed, it fits the page width with the header on every page.
+    ws.set_landscape();
+    ws.set_print_fit_to_pages(1, 0);
+    ws.set_repeat_rows(0, 0)?;
+    Ok(())
+}
+
+/// 错误原因 of a row: each finding as 【header】message, joined by ；.
+pub(crate) fn reasons(template: &Template, findings: &[Finding]) -> String {
+    findings
+        .iter()
+        .map(|fd| {
+            let header = template
+                .columns
+                .iter()
+                .find(|c| c.field.key() == fd.field)
+                .map(|c| c.field.header())
+                .unwrap_or("");
+            format!("【{header}】{}", fd.message)
+        })
+        .collect::<Vec<_>>()
+        .join("；")
+}
+
 /// The error sheet: template columns as uploaded, then 行号, 错误代码, 错误原因; the cells
 /// concerned filled red (warnings yellow) with the message as a note.
-fn write_error_sheet(
+pub(crate) fn write_error_sheet(
     ws: &mut Worksheet,
     template: &Template,
     rows: &[&IssueRow],
     f: &Formats,
 ) -> Result<(), PipelineError> {
+    setup_error_sheet(ws, template, rows.len() as u32)?;
     let n = template.columns.len() as u16;
     for (i, c) in template.columns.iter().enumerate() {
         ws.write_string_with_format(0, i as u16, c.field.header(), &f.header)?;
-        ws.set_column_width(i as u16, column_width(c.field))?;
     }
     for (j, h) in schemas::template::REPORT_COLUMNS.iter().enumerate() {
         ws.write_string_with_format(0, n + j as u16, *h, &f.header)?;
     }
-    ws.set_column_width(n, 8)?;
-    ws.set_column_width(n + 1, 24)?;
-    ws.set_column_width(n + 2, 60)?;
     for (k, r) in rows.iter().enumerate() {
         let x = (k + 1) as u32;
         for (i, c) in template.columns.iter().enumerate() {
@@ -374,45 +436,18 @@ fn write_error_sheet(
                 .map(|fd| fd.message.as_str())
                 .collect::<Vec<_>>()
                 .join("\n");
-            ws.insert_note(
-                x,
-                i as u16,
-                &Note::new(text)
-                    .set_author("roster")
-                    .set_width(320)
-                    .set_height(120),
-            )?;
+            ws.insert_note(x, i as u16, &branch_book::note(text))?;
         }
         ws.write_number(x, n, r.row as f64)?;
         let mut codes: Vec<&str> = r.findings.iter().map(|fd| fd.code.code()).collect();
         codes.dedup();
         ws.write_string(x, n + 1, codes.join(";"))?;
-        let reasons = r
-            .findings
-            .iter()
-            .map(|fd| {
-                let header = template
-                    .columns
-                    .iter()
-                    .find(|c| c.field.key() == fd.field)
-                    .map(|c| c.field.header())
-                    .unwrap_or("");
-                format!("【{header}】{}", fd.message)
-            })
-            .collect::<Vec<_>>()
-            .join("；");
-        ws.write_string_with_format(x, n + 2, reasons, &f.wrap)?;
+        ws.write_string_with_format(x, n + 2, reasons(template, &r.findings), &f.wrap)?;
     }
-    ws.set_freeze_panes(1, 0)?;
-    ws.autofilter(0, 0, rows.len() as u32, n + 2)?;
-    // Printed, it fits the page width with the header on every page.
-    ws.set_landscape();
-    ws.set_print_fit_to_pages(1, 0);
-    ws.set_repeat_rows(0, 0)?;
     Ok(())
 }
 
-fn column_width(f: Field) -> f64 {
+pub(crate) fn column_width(f: Field) -> f64 {
     match f {
         Field::IdNumber => 22.0,
         Field::Branch | Field::Workplace => 36.0,
@@ -423,7 +458,7 @@ fn column_width(f: Field) -> f64 {
 }
 
 /// The 说明 sheet: every code, its meaning and how to fix it.
-fn write_codes_sheet(wb: &mut Workbook, f: &Formats) -> Result<(), PipelineError> {
+pub(crate) fn write_codes_sheet(wb: &mut Workbook, f: &Formats) -> Result<(), PipelineError> {
     let ws = wb.add_worksheet();
     ws.set_name("说明")?;
     for (i, h) in ["错误代码", "级别", "错误说明", "修改方法"]
@@ -447,19 +482,19 @@ fn write_codes_sheet(wb: &mut Workbook, f: &Formats) -> Result<(), PipelineError
     Ok(())
 }
 
-fn write_error_workbook(
-    path: &Path,
+/// An organisation's error workbook written by rust_xlsxwriter alone (what
+/// `branch_book` falls back to).
+pub(crate) fn error_workbook(
     template: &Template,
     rows: &[&IssueRow],
-) -> Result<(), PipelineError> {
+) -> Result<Vec<u8>, PipelineError> {
     let f = Formats::new();
     let mut wb = report_workbook();
     let ws = wb.add_worksheet();
     ws.set_name(template.title)?;
     write_error_sheet(ws, template, rows, &f)?;
     write_codes_sheet(&mut wb, &f)?;
-    wb.save(path)?;
-    Ok(())
+    Ok(wb.save_to_buffer()?)
 }
 
 fn write_summary_workbook(
@@ -605,24 +640,46 @@ fn write_escalations(
     Ok(())
 }
 
-/// A folder beside the output where reports are written before being moved in.
+/// A folder where reports are written before being moved into place. When the output
+/// folder does not exist yet (the usual case: a fresh folder per upload), the staging
+/// folder sits beside it and becomes it with one rename; otherwise it sits inside it and
+/// each file is renamed in.
 struct Staging {
     dir: PathBuf,
     out: PathBuf,
+    /// The staging folder is renamed to `out` as a whole.
+    whole: bool,
 }
 
 impl Staging {
     fn new(out: &Path) -> Result<Staging, PipelineError> {
-        std::fs::create_dir_all(out)?;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
-        let dir = out.join(format!(".staging-{}-{nanos}", std::process::id()));
+        let tag = format!("staging-{}-{nanos}", std::process::id());
+        let fresh = std::fs::symlink_metadata(out).is_err();
+        if let (true, Some(name)) = (fresh, out.file_name()) {
+            let parent = match out.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            std::fs::create_dir_all(parent)?;
+            let dir = parent.join(format!(".{}.{tag}", name.to_string_lossy()));
+            std::fs::create_dir(&dir)?;
+            return Ok(Staging {
+                dir,
+                out: out.to_path_buf(),
+                whole: true,
+            });
+        }
+        std::fs::create_dir_all(out)?;
+        let dir = out.join(format!(".{tag}"));
         std::fs::create_dir_all(&dir)?;
         Ok(Staging {
             dir,
             out: out.to_path_buf(),
+            whole: false,
         })
     }
 
@@ -631,10 +688,14 @@ impl Staging {
     }
 
     fn commit(self, files: Vec<String>) -> Result<ReportSet, PipelineError> {
-        for f in &files {
-            std::fs::rename(self.dir.join(f), self.out.join(f))?;
+        // Someone may have made the output folder meanwhile: then file by file.
+        if !(self.whole && std::fs::rename(&self.dir, &self.out).is_ok()) {
+            std::fs::create_dir_all(&self.out)?;
+            for f in &files {
+                std::fs::rename(self.dir.join(f), self.out.join(f))?;
+            }
+            std::fs::remove_dir_all(&self.dir)?;
         }
-        std::fs::remove_dir_all(&self.dir)?;
         Ok(ReportSet { files })
     }
 }

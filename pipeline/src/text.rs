@@ -18,7 +18,12 @@ pub fn normalise(s: &str) -> String {
 pub fn normalise_cow(s: &str) -> std::borrow::Cow<'_, str> {
     use std::borrow::Cow;
     use unicode_normalization::{IsNormalized, is_nfkc_quick};
-    if s.is_ascii() || (is_nfkc_quick(s.chars()) == IsNormalized::Yes && !s.contains(ZERO_WIDTH)) {
+    // ASCII and CJK unified ideographs (most of a roster: names, organisations) are
+    // NFKC as they are, without combining marks; anything else asks the tables.
+    let stable = |c: char| c.is_ascii() || ('\u{4E00}'..='\u{9FFF}').contains(&c);
+    if s.chars().all(stable)
+        || (is_nfkc_quick(s.chars()) == IsNormalized::Yes && !s.contains(ZERO_WIDTH))
+    {
         return Cow::Borrowed(s.trim());
     }
     let nfkc: String = s.nfkc().filter(|c| !ZERO_WIDTH.contains(c)).collect();
