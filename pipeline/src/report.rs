@@ -178,52 +178,37 @@ pub fn write_reports(v: &Validation, out: &Path) -> Result<ReportSet, PipelineEr
         .collect();
     // Every workbook is independent: the summary, the escalations and one per
     // organisation are made by the same thread pool, the large ones alongside the many
-    // small ones. Organisation workbooks copy a prototype's constant parts, and one
-    // thread writes them to disk: file creation in one folder is serialised by the
-    // kernel anyway, and a second thread would only spin on the folder's lock.
+    // small ones. Organisation workbooks copy a prototype's constant parts. Their files
+    // are created one at a time: creation in one folder is serialised by the kernel
+    // anyway, and a thread waiting on the lock sleeps here instead of spinning there.
     let books = BranchBooks::new(template)?;
-    let (summary_written, (written, escalations_written)) = std::thread::scope(|s| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(PathBuf, Vec<u8>)>(256);
-        let writer = s.spawn(move || -> std::io::Result<()> {
-            for (path, bytes) in rx {
-                std::fs::write(path, bytes)?;
-            }
-            Ok(())
-        });
-        let made = rayon::join(
-            || write_summary_workbook(&staging.path(SUMMARY_XLSX), v, template, &summary, &issues),
-            || {
-                rayon::join(
-                    || {
-                        by_org
-                            .par_iter()
-                            .map_with(tx, |tx, (org, rows)| {
-                                let name = org_file_name(org);
-                                let bytes = books.bytes(rows)?;
-                                // Only fails when the writer stopped: its error is returned.
-                                let _ = tx.send((staging.path(&name), bytes));
-                                Ok(name)
-                            })
-                            .collect::<Result<Vec<String>, PipelineError>>()
-                    },
-                    || {
-                        if escalated.is_empty() {
-                            return Ok(false);
-                        }
-                        write_escalations(&staging.path(ESCALATIONS_XLSX), template, &escalated)
-                            .map(|()| true)
-                    },
-                )
-            },
-        );
-        let wrote = writer
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        match wrote {
-            Ok(()) => Ok(made),
-            Err(e) => Err(PipelineError::Io(e)),
-        }
-    })?;
+    let create = std::sync::Mutex::new(());
+    let (summary_written, (written, escalations_written)) = rayon::join(
+        || write_summary_workbook(&staging.path(SUMMARY_XLSX), v, template, &summary, &issues),
+        || {
+            rayon::join(
+                || {
+                    by_org
+                        .par_iter()
+                        .map(|(org, rows)| {
+                            let name = org_file_name(org);
+                            let bytes = books.bytes(rows)?;
+                            let _one_at_a_time = create.lock().unwrap_or_else(|e| e.into_inner());
+                            std::fs::write(staging.path(&name), bytes)?;
+                            Ok(name)
+                        })
+                        .collect::<Result<Vec<String>, PipelineError>>()
+                },
+                || {
+                    if escalated.is_empty() {
+                        return Ok(false);
+                    }
+                    write_escalations(&staging.path(ESCALATIONS_XLSX), template, &escalated)
+                        .map(|()| true)
+                },
+            )
+        },
+    );
     summary_written?;
     files.push(SUMMARY_XLSX.into());
     files.extend(written?);
