@@ -259,7 +259,9 @@ impl<'t> BranchBooks<'t> {
     fn generate(&self, rows: &[&IssueRow]) -> Option<Generated> {
         let template = self.template;
         let n = template.columns.len();
-        let last_col = col_name(n + 2);
+        // 行号, 错误代码, 错误原因.
+        let [row_col, codes_col, reasons_col] = [n, n + 1, n + 2].map(col_name);
+        let last_col = &reasons_col;
         let last_row = rows.len() + 1;
         let mut sheet = String::with_capacity(1024 + rows.len() * 512);
         let mut comments = String::with_capacity(512 + rows.len() * 400);
@@ -323,26 +325,21 @@ impl<'t> BranchBooks<'t> {
                 self.comment(&mut comments, letters, x, &text);
                 self.shape(&mut shapes, notes, x - 1, i);
             }
-            let _ = write!(sheet, "<c r=\"{}{x}\"><v>{}</v></c>", col_name(n), r.row);
+            let _ = write!(sheet, "<c r=\"{row_col}{x}\"><v>{}</v></c>", r.row);
             let mut codes: Vec<&str> = r.findings.iter().map(|fd| fd.code.code()).collect();
             codes.dedup();
             let codes = codes.join(";");
             if !codes.is_empty() {
-                inline_cell(&mut sheet, &col_name(n + 1), x, &codes, 0);
+                inline_cell(&mut sheet, &codes_col, x, &codes, 0);
             }
             let reasons = crate::report::reasons(template, &r.findings);
             if too_long(&reasons) || too_long(&codes) {
                 return None;
             }
             if reasons.is_empty() {
-                let _ = write!(
-                    sheet,
-                    "<c r=\"{}{x}\" s=\"{}\"/>",
-                    col_name(n + 2),
-                    self.xf.wrap
-                );
+                let _ = write!(sheet, "<c r=\"{reasons_col}{x}\" s=\"{}\"/>", self.xf.wrap);
             } else {
-                inline_cell(&mut sheet, &col_name(n + 2), x, &reasons, self.xf.wrap);
+                inline_cell(&mut sheet, &reasons_col, x, &reasons, self.xf.wrap);
             }
             sheet.push_str("</row>");
         }
