@@ -1,5 +1,5 @@
 //! The nightly statistics tick (apalis-cron). Every worker process schedules it; the
-//! snapshot's own guard (`pipeline::stats::Mode::OncePerDate`: a try-lock and "is this
+//! snapshot's own guard (`registry::stats::Mode::OncePerDate`: a try-lock and "is this
 //! date done?" in one transaction) makes it exactly one snapshot a night, however many
 //! workers tick.
 
@@ -14,9 +14,7 @@ use sqlx::PgPool;
 pub const DEFAULT_SCHEDULE: &str = "0 0 2 * * *";
 
 /// China Standard Time, the clock of the schedule and of snapshot dates.
-pub fn china() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).expect("valid offset")
-}
+pub use pipeline::china;
 
 #[derive(Debug, thiserror::Error)]
 #[error("bad statistics schedule “{0}”: {1}")]
@@ -33,7 +31,7 @@ pub async fn nightly(tick: Tick<FixedOffset>, pool: Data<PgPool>) -> Result<(), 
         .unwrap_or_default()
         .with_timezone(&china());
     let date = at.date_naive();
-    match pipeline::stats::run(&pool, date, pipeline::stats::Mode::OncePerDate).await? {
+    match registry::stats::run(&pool, date, registry::stats::Mode::OncePerDate).await? {
         Some(s) => {
             tracing::info!(date = %s.date, orgs = s.orgs, seconds = s.seconds, "nightly statistics")
         }

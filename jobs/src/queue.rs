@@ -25,7 +25,7 @@ pub enum QueueError {
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
     #[error(transparent)]
-    Migrate(#[from] pipeline::db::DbError),
+    Registry(#[from] registry::RegistryError),
     #[error("queue: {0}")]
     Apalis(#[from] apalis_postgres::Error),
     #[error(transparent)]
@@ -43,7 +43,7 @@ pub enum QueueError {
 
 /// Applies the registry's migrations and the queue's (its own schema, `apalis`).
 pub async fn setup(pool: &PgPool) -> Result<(), QueueError> {
-    pipeline::db::migrate(pool).await?;
+    registry::migrate(pool).await?;
     PostgresStorage::setup(pool).await?;
     Ok(())
 }
@@ -105,9 +105,7 @@ pub async fn submit(
     uploader: &str,
     template: schemas::TemplateKind,
 ) -> Result<Submitted, QueueError> {
-    let uploader_id: i64 = sqlx::query_scalar("SELECT id FROM orgs WHERE name_key = $1")
-        .bind(pipeline::text::normalise_org(uploader))
-        .fetch_optional(pool)
+    let uploader_id = registry::orgs::org_id(pool, uploader)
         .await?
         .ok_or_else(|| QueueError::UnknownUploader(uploader.to_string()))?;
     let (sha, bucket, key) = match source {
@@ -118,7 +116,7 @@ pub async fn submit(
                     path: path.display().to_string(),
                     source,
                 })?;
-            let sha = pipeline::db::content_sha256(&bytes);
+            let sha = registry::uploads::content_sha256(&bytes);
             let ext = path
                 .extension()
                 .and_then(|e| e.to_str())
@@ -133,52 +131,22 @@ pub async fn submit(
         Source::Object { bucket, key } => {
             let limit = pipeline::ReadLimits::default().max_file_bytes;
             let bytes = storage.get(&bucket, &key, limit).await?;
-            (pipeline::db::content_sha256(&bytes), bucket, key)
+            (registry::uploads::content_sha256(&bytes), bucket, key)
         }
     };
     let mut tx = pool.begin().await?;
-    let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO uploads (uploader_org_id, template, content_sha256, bucket, object_key, status)
-         VALUES ($1, $2, $3, $4, $5, 'queued')
-         ON CONFLICT (content_sha256, uploader_org_id, template) DO NOTHING
-         RETURNING id",
+    let registered = registry::uploads::register(
+        &mut tx,
+        registry::uploads::Submission {
+            uploader_id,
+            template,
+            sha256: &sha,
+            bucket: &bucket,
+            key: &key,
+        },
     )
-    .bind(uploader_id)
-    .bind(template.code())
-    .bind(&sha)
-    .bind(&bucket)
-    .bind(&key)
-    .fetch_optional(&mut *tx)
     .await?;
-    let (upload_id, enqueue) = match inserted {
-        Some(id) => (id, true),
-        None => {
-            // Existing: try again only if it failed.
-            let (id, status): (i64, String) = sqlx::query_as(
-                "SELECT id, status FROM uploads
-                 WHERE content_sha256 = $1 AND uploader_org_id = $2 AND template = $3
-                 FOR UPDATE",
-            )
-            .bind(&sha)
-            .bind(uploader_id)
-            .bind(template.code())
-            .fetch_one(&mut *tx)
-            .await?;
-            if status == "failed" {
-                sqlx::query(
-                    "UPDATE uploads SET status = 'queued', failure = NULL, bucket = $2,
-                         object_key = $3, finished_at = NULL
-                     WHERE id = $1",
-                )
-                .bind(id)
-                .bind(&bucket)
-                .bind(&key)
-                .execute(&mut *tx)
-                .await?;
-            }
-            (id, status == "failed")
-        }
-    };
+    let (upload_id, enqueue) = (registered.upload_id, registered.enqueue);
     if enqueue {
         let job = serde_json::to_vec(&ProcessUpload { upload_id })?;
         // The job retries storage and database failures itself and records the outcome;

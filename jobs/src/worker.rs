@@ -71,9 +71,9 @@ pub enum AttemptError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
-    Import(#[from] pipeline::import::ImportError),
+    Import(#[from] registry::ImportError),
     #[error(transparent)]
-    Db(#[from] pipeline::db::DbError),
+    Registry(#[from] registry::RegistryError),
     #[error("database: {0}")]
     Sqlx(#[from] sqlx::Error),
     #[error("temporary folder: {0}")]
@@ -151,54 +151,35 @@ async fn process(job: ProcessUpload, ctx: Data<Arc<Context>>) -> Result<(), BoxD
             Err(e) => {
                 tracing::error!(upload_id = job.upload_id, attempt, error = %e, "failed");
                 let reason = format!("{attempt} 次尝试后失败：{e}");
-                sqlx::query(
-                    "UPDATE uploads SET status = 'failed', failure = $2, finished_at = now()
-                     WHERE id = $1 AND status NOT IN ('succeeded', 'rejected')",
-                )
-                .bind(job.upload_id)
-                .bind(&reason)
-                .execute(&ctx.pool)
-                .await?;
+                registry::uploads::mark_failed(&ctx.pool, job.upload_id, &reason).await?;
                 return Ok(());
             }
         }
     }
 }
 
-/// An upload claimed for an attempt: uploader, template, bucket, key.
-type Claimed = (i64, String, Option<String>, Option<String>);
-
 /// One attempt at an upload.
 #[tracing::instrument(skip_all, fields(upload_id = upload_id))]
 async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError> {
-    let row: Option<Claimed> = sqlx::query_as(
-        "UPDATE uploads SET status = 'running', started_at = now(), attempts = attempts + 1
-         WHERE id = $1 AND status NOT IN ('succeeded', 'rejected')
-         RETURNING uploader_org_id, template, bucket, object_key",
-    )
-    .bind(upload_id)
-    .fetch_optional(&ctx.pool)
-    .await?;
-    let Some((uploader_id, template, bucket, key)) = row else {
-        let exists: Option<String> = sqlx::query_scalar("SELECT status FROM uploads WHERE id = $1")
-            .bind(upload_id)
-            .fetch_optional(&ctx.pool)
-            .await?;
-        return match exists {
-            // Already finished (a duplicate delivery): nothing to do.
-            Some(_) => Ok(()),
-            None => Err(AttemptError::NoSuchUpload(upload_id)),
-        };
+    use registry::uploads::{Claim, Claimed};
+    let Claimed {
+        uploader_id,
+        template,
+        bucket,
+        key,
+    } = match registry::uploads::claim(&ctx.pool, upload_id).await? {
+        Claim::Claimed(c) => c,
+        // Already finished (a duplicate delivery): nothing to do.
+        Claim::Finished => return Ok(()),
+        Claim::Missing => return Err(AttemptError::NoSuchUpload(upload_id)),
     };
-    let template =
-        schemas::TemplateKind::parse(&template).unwrap_or(schemas::TemplateKind::Members);
     let (bucket, key) = (
         bucket.unwrap_or_else(|| ctx.storage.bucket.clone()),
         key.unwrap_or_default(),
     );
     let opts = pipeline::ValidateOptions {
         template,
-        as_of: ctx.options.as_of.unwrap_or_else(crate::today_in_china),
+        as_of: ctx.options.as_of.unwrap_or_else(pipeline::today_in_china),
         limits: ctx.options.limits.clone(),
         sheet: None,
         progress: None,
@@ -217,14 +198,14 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
         // Too large to read: the reader's own verdict, without downloading the object.
         Err(StorageError::TooLarge { .. }) => {
             let verdict = pipeline::read::file_too_large(&opts.limits);
-            pipeline::import::rejected(template, verdict, out.clone(), 0.0).await?
+            registry::import::rejected(template, verdict, out.clone(), 0.0).await?
         }
         Err(e) => return Err(e.into()),
         Ok(bytes) => {
-            let orgs = pipeline::db::DbOrgs::for_uploader_id(&ctx.pool, uploader_id)
+            let orgs = registry::DbOrgs::for_uploader_id(&ctx.pool, uploader_id)
                 .await?
                 .ok_or(AttemptError::NoSuchUploader(uploader_id))?;
-            pipeline::import::import(&ctx.pool, upload_id, orgs, bytes, opts, out.clone()).await?
+            registry::import(&ctx.pool, upload_id, orgs, bytes, opts, out.clone()).await?
         }
     };
     // Publish: every report under the upload's prefix, then drop leftovers of an earlier
@@ -265,7 +246,7 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
     }
     done.outcome.report_prefix = format!("s3://{}/{prefix}", ctx.storage.bucket);
     done.outcome.report_keys = keys;
-    pipeline::db::finish_upload(&ctx.pool, upload_id, &done.outcome).await?;
+    registry::uploads::finish_upload(&ctx.pool, upload_id, &done.outcome).await?;
     tracing::info!(
         status = done.outcome.status,
         written = done.written,

@@ -1,24 +1,23 @@
-//! The roster pipeline: read → normalise → validate → report. Pure: it takes bytes and
-//! paths and knows nothing of object storage, queues or databases.
+//! The roster pipeline: read → normalise → validate → report. Pure compute: it takes
+//! bytes and paths and knows nothing of object storage, queues or databases; what it
+//! needs of the registry (organisations) it asks through [`orgs::OrgResolver`].
 
 mod branch_book;
-pub mod db;
-pub mod import;
-pub mod load;
 pub mod normalise;
 pub mod orgs;
 pub mod read;
 pub mod report;
 pub mod rules;
 pub mod sample;
-pub mod stats;
 pub mod text;
 pub mod validate;
 
 use schemas::{ErrorCode, Field};
 
 pub use read::{ID_NUMERIC, ROW, ReadLimits};
-pub use validate::{Outcome, ValidateOptions, Validation, validate, validate_bytes};
+pub use validate::{
+    Outcome, ValidateOptions, Validation, china, today_in_china, validate, validate_bytes,
+};
 
 /// A file-level verdict (SPEC §3): the whole file is rejected, nothing is loaded. This is
 /// a result about the file, not a failure of the pipeline.

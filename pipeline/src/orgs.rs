@@ -397,8 +397,14 @@ impl OrgTree {
     }
 }
 
-/// Reads an org file into rows of text.
+/// Reads an org file into rows of text. Never panics: a panic inside the spreadsheet
+/// parser is a problem of the file, as for rosters.
 fn read_table(bytes: &[u8]) -> Result<Vec<Vec<String>>, String> {
+    std::panic::catch_unwind(|| read_table_inner(bytes))
+        .unwrap_or_else(|_| Err("组织文件结构异常，解析器无法处理（可能已损坏）".to_string()))
+}
+
+fn read_table_inner(bytes: &[u8]) -> Result<Vec<Vec<String>>, String> {
     let is_workbook = bytes.starts_with(b"PK") || bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]);
     if is_workbook {
         let mut wb = open_workbook_auto_from_rs(Cursor::new(bytes))

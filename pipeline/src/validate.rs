@@ -37,6 +37,16 @@ pub const HAS_WARNING: &str = "has_warning";
 /// else the uploader.
 pub const REPORT_ORG: &str = "report_org";
 
+/// China Standard Time (UTC+8): the clock of upload dates and of statistics snapshots.
+pub fn china() -> chrono::FixedOffset {
+    chrono::FixedOffset::east_opt(8 * 3600).expect("valid offset")
+}
+
+/// Today's date in China: the default upload date ages are computed against.
+pub fn today_in_china() -> NaiveDate {
+    chrono::Utc::now().with_timezone(&china()).date_naive()
+}
+
 #[derive(Debug, Clone)]
 pub struct ValidateOptions {
     pub template: TemplateKind,

@@ -465,3 +465,78 @@ async fn racing_imports_have_exactly_one_winner(pool: sqlx::PgPool) {
             .unwrap();
     assert_eq!(p_branches, 1);
 }
+
+/// Every ID number and phone number of a roster: its cells that look like one.
+fn identifiers(file: &Path) -> Vec<String> {
+    use calamine::{Reader, open_workbook_auto};
+    let mut wb = open_workbook_auto(file).unwrap();
+    let sheet = wb.sheet_names()[0].clone();
+    let range = wb.worksheet_range(&sheet).unwrap();
+    let mut found: Vec<String> = range
+        .rows()
+        .flatten()
+        .map(|c| c.to_string().trim().to_string())
+        .filter(|v| {
+            let digits = v.trim_end_matches(['X', 'x']);
+            let id_like =
+                (15..=18).contains(&v.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+            let phone_like =
+                v.len() == 11 && v.starts_with('1') && v.bytes().all(|b| b.is_ascii_digit());
+            id_like || phone_like
+        })
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// No personal data in logs: at the most verbose level, neither `validate` nor `import`
+/// logs an ID or phone number of the roster it processes.
+#[sqlx::test(migrations = false)]
+async fn logs_carry_no_identity_or_phone_numbers(pool: sqlx::PgPool) {
+    let url = url_of(&pool);
+    setup_db(&url).await;
+    let data = root().join("sample-data");
+    let file = data.join("members-every-mistake.xlsx");
+    let secrets = identifiers(&file);
+    assert!(
+        secrets.len() > 40,
+        "the sample holds IDs and phones: {secrets:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let orgs = data.join("orgs.csv");
+    let runs: [Vec<&std::ffi::OsStr>; 2] = [
+        vec![
+            "validate".as_ref(),
+            file.as_ref(),
+            "--orgs".as_ref(),
+            orgs.as_ref(),
+        ],
+        vec!["import".as_ref(), file.as_ref()],
+    ];
+    for (n, args) in runs.iter().enumerate() {
+        let out = dir.path().join(format!("r{n}"));
+        let o = roster()
+            .env("DATABASE_URL", &url)
+            .env("RUST_LOG", "trace")
+            .env("NO_COLOR", "1")
+            .args(args)
+            .args(["--uploader", UPLOADER, "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let log = String::from_utf8_lossy(&o.stderr);
+        // The log is there (so the check below can fail)...
+        assert!(log.contains("rules evaluated"), "{log}");
+        // ...and holds none of the roster's identifiers.
+        for s in &secrets {
+            assert!(!log.contains(s.as_str()), "{} logged by {:?}", s, args[0]);
+        }
+    }
+}

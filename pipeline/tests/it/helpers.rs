@@ -419,12 +419,3 @@ pub fn column_str(df: &DataFrame, name: &str) -> Vec<Option<String>> {
         .map(|v| v.map(str::to_string))
         .collect()
 }
-
-/// The id of a registered organisation, by (any form of) its full name.
-pub async fn org_id(pool: &sqlx::PgPool, name: &str) -> i64 {
-    sqlx::query_scalar("SELECT id FROM orgs WHERE name_key = $1")
-        .bind(pipeline::text::normalise_org(name))
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}

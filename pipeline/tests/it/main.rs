@@ -1,7 +1,6 @@
 //! Integration tests of the pipeline: one binary, table-driven, real xlsx bytes.
 
 mod ages;
-mod db;
 mod dev_number;
 mod fields;
 mod helpers;
@@ -10,4 +9,3 @@ mod orgs;
 mod reading;
 mod reports;
 mod sample;
-mod stats;

@@ -1,5 +1,5 @@
 //! Rebuild when a migration is added or changed: `sqlx::migrate!` embeds them.
 
 fn main() {
-    println!("cargo:rerun-if-changed=../schemas/migrations");
+    println!("cargo:rerun-if-changed=migrations");
 }

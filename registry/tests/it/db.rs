@@ -1,10 +1,11 @@
 //! The registry in PostgreSQL: migrations and org imports, each test in a fresh database.
 
-use pipeline::db::import_orgs;
 use pipeline::orgs::OrgTree;
+use registry::import_orgs;
 use sqlx::PgPool;
 
 use crate::helpers::*;
+use crate::org_id;
 
 /// Runs CPU work (polars) on a plain thread, outside the test's current-thread runtime
 /// (polars will not block inside one), while the runtime keeps serving database I/O.
@@ -29,7 +30,7 @@ async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
 
-#[sqlx::test(migrator = "pipeline::db::MIGRATOR")]
+#[sqlx::test(migrator = "registry::MIGRATOR")]
 async fn org_import_loads_the_tree_with_provinces_and_paths(pool: PgPool) {
     let done = import_orgs(&pool, &tree()).await.unwrap();
     assert_eq!(done.inserted, 15);
@@ -56,7 +57,7 @@ async fn org_import_loads_the_tree_with_provinces_and_paths(pool: PgPool) {
     assert_eq!(full, BRANCH_PARENS);
 }
 
-#[sqlx::test(migrator = "pipeline::db::MIGRATOR")]
+#[sqlx::test(migrator = "registry::MIGRATOR")]
 async fn org_import_again_changes_nothing_and_updates_what_changed(pool: PgPool) {
     import_orgs(&pool, &tree()).await.unwrap();
     let snapshot = |pool: PgPool| async move {
@@ -87,7 +88,7 @@ async fn org_import_again_changes_nothing_and_updates_what_changed(pool: PgPool)
     assert_eq!(province(&pool, BEIJING_BRANCH).await.as_deref(), Some("44"));
 }
 
-#[sqlx::test(migrator = "pipeline::db::MIGRATOR")]
+#[sqlx::test(migrator = "registry::MIGRATOR")]
 async fn secretaries_become_incomplete_people_with_a_post(pool: PgPool) {
     let csv = "组织全称,组织简称,组织类别,上级组织全称,行业类别,省份代码,学校机构编号,书记姓名,书记身份证号码,书记手机号码
 共青团中央,团中央,团的领导机关,,,,,,,
@@ -113,9 +114,9 @@ async fn secretaries_become_incomplete_people_with_a_post(pool: PgPool) {
 
 /// The same roster validated against the database and against the org file gives the
 /// same findings, row by row.
-#[sqlx::test(migrator = "pipeline::db::MIGRATOR")]
+#[sqlx::test(migrator = "registry::MIGRATOR")]
 async fn validation_against_the_database_matches_the_offline_one(pool: PgPool) {
-    use pipeline::db::DbOrgs;
+    use registry::DbOrgs;
     use schemas::{ErrorCode as E, Field, TemplateKind};
 
     import_orgs(&pool, &tree()).await.unwrap();
@@ -190,11 +191,7 @@ async fn validation_against_the_database_matches_the_offline_one(pool: PgPool) {
 }
 
 /// Validates a members roster against the database and prepares the valid rows.
-async fn validate_online(
-    pool: &PgPool,
-    people: &[Person],
-    uploader: &str,
-) -> pipeline::db::LoadBatch {
+async fn validate_online(pool: &PgPool, people: &[Person], uploader: &str) -> registry::LoadBatch {
     validate_online_as(pool, schemas::TemplateKind::Members, people, uploader).await
 }
 
@@ -204,16 +201,16 @@ async fn validate_online_as(
     template: schemas::TemplateKind,
     people: &[Person],
     uploader: &str,
-) -> pipeline::db::LoadBatch {
+) -> registry::LoadBatch {
     let rows: Vec<_> = people.iter().map(|p| p.cells(template)).collect();
     let bytes = workbook(template, &[], None, &rows, false);
-    let db = pipeline::db::DbOrgs::for_uploader(pool, uploader)
+    let db = registry::DbOrgs::for_uploader(pool, uploader)
         .await
         .unwrap()
         .unwrap();
     off_runtime(
         move || match pipeline::validate_bytes(&bytes, &options(template), &db).unwrap() {
-            pipeline::Outcome::Accepted(v) => pipeline::db::LoadBatch::prepare(&v).unwrap(),
+            pipeline::Outcome::Accepted(v) => registry::LoadBatch::prepare(&v).unwrap(),
             pipeline::Outcome::Rejected(r) => panic!("{r:?}"),
         },
     )
@@ -231,9 +228,9 @@ async fn snapshot(pool: &PgPool) -> Vec<(String, Option<String>, Option<i64>, Op
     .unwrap()
 }
 
-#[sqlx::test(migrator = "pipeline::db::MIGRATOR")]
+#[sqlx::test(migrator = "registry::MIGRATOR")]
 async fn loading_is_idempotent_and_checks_everyone_registered(pool: PgPool) {
-    use pipeline::db::{DbFinding, load};
+    use registry::{DbFinding, load};
     use schemas::{ErrorCode as E, Field};
 
     import_orgs(&pool, &tree()).await.unwrap();
@@ -317,9 +314,9 @@ async fn posts(pool: &PgPool, person: &Person) -> Vec<(String, String)> {
 
 /// Template B loads posts of the uploader's own organisation; one person may hold posts
 /// in several, and a post never moves or removes a membership.
-#[sqlx::test(migrator = "pipeline::db::MIGRATOR")]
+#[sqlx::test(migrator = "registry::MIGRATOR")]
 async fn cadre_rosters_load_posts_of_the_uploader_in_several_organisations(pool: PgPool) {
-    use pipeline::db::load;
+    use registry::load;
     use schemas::{Field, TemplateKind::Cadres};
 
     import_orgs(&pool, &tree()).await.unwrap();
@@ -398,7 +395,7 @@ async fn cadre_rosters_load_posts_of_the_uploader_in_several_organisations(pool:
 }
 
 /// A committee's org file may hang new organisations under registered ones.
-#[sqlx::test(migrator = "pipeline::db::MIGRATOR")]
+#[sqlx::test(migrator = "registry::MIGRATOR")]
 async fn org_files_may_name_registered_parents(pool: PgPool) {
     import_orgs(&pool, &tree()).await.unwrap();
     let csv = format!(
@@ -408,7 +405,7 @@ async fn org_files_may_name_registered_parents(pool: PgPool) {
 广州市某中学高一1班团支部,广州高一1班,团支部,广州市某中学团委,,,
 "
     );
-    let tree = pipeline::db::parse_org_file(&pool, csv.into_bytes())
+    let tree = registry::parse_org_file(&pool, csv.into_bytes())
         .await
         .unwrap()
         .unwrap();
@@ -441,7 +438,7 @@ async fn org_files_may_name_registered_parents(pool: PgPool) {
             "第2行：省级组织“共青团上海市委员会”须填写省份代码",
         ),
     ] {
-        let problems = pipeline::db::parse_org_file(&pool, format!("{head}{row}\n").into_bytes())
+        let problems = registry::parse_org_file(&pool, format!("{head}{row}\n").into_bytes())
             .await
             .unwrap()
             .unwrap_err()

@@ -2,11 +2,12 @@
 //! four standards, who counts, roll-ups, and snapshots replaced atomically.
 
 use chrono::NaiveDate;
-use pipeline::db::import_orgs;
-use pipeline::stats::{Mode, run};
+use registry::import_orgs;
+use registry::stats::{Mode, run};
 use sqlx::PgPool;
 
 use crate::helpers::*;
+use crate::org_id;
 
 const SHENZHEN: &str = "共青团深圳市委员会";
 const BEIJING: &str = "共青团北京市委员会";
@@ -115,7 +116,7 @@ async fn own(pool: &PgPool, name: &str) -> Own {
     .unwrap()
 }
 
-#[sqlx::test(migrator = "pipeline::db::MIGRATOR")]
+#[sqlx::test(migrator = "registry::MIGRATOR")]
 async fn the_four_standards_on_their_edges(pool: PgPool) {
     import_orgs(&pool, &tree()).await.unwrap();
     let mut seq = 0;
@@ -191,7 +192,7 @@ async fn the_four_standards_on_their_edges(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "pipeline::db::MIGRATOR")]
+#[sqlx::test(migrator = "registry::MIGRATOR")]
 async fn a_member_who_is_a_cadre_counts_once_and_by_both_templates(pool: PgPool) {
     import_orgs(&pool, &tree()).await.unwrap();
     for seq in 1..=3 {
@@ -215,7 +216,7 @@ async fn a_member_who_is_a_cadre_counts_once_and_by_both_templates(pool: PgPool)
     assert_eq!(own(&pool, SCHOOL).await, (false, 0, 1, 0, 1));
 }
 
-#[sqlx::test(migrator = "pipeline::db::MIGRATOR")]
+#[sqlx::test(migrator = "registry::MIGRATOR")]
 async fn roll_ups_cover_each_subtree(pool: PgPool) {
     import_orgs(&pool, &tree()).await.unwrap();
     for seq in 1..=3 {
@@ -250,7 +251,7 @@ async fn roll_ups_cover_each_subtree(pool: PgPool) {
     assert_eq!(by_complete, vec![0, 0, 0, 0, 1]);
 
     // The export: 广东 and everything below, in tree order, incomplete rows marked.
-    let (date, rows) = pipeline::stats::export_rows(&pool, GUANGDONG, None)
+    let (date, rows) = registry::stats::export_rows(&pool, GUANGDONG, None)
         .await
         .unwrap();
     assert_eq!(date, night());
@@ -263,7 +264,7 @@ async fn roll_ups_cover_each_subtree(pool: PgPool) {
     );
     let dir = tempfile::tempdir().unwrap();
     for file in ["s.xlsx", "s.csv"] {
-        pipeline::stats::write_export(&rows, &dir.path().join(file)).unwrap();
+        registry::stats::write_export(&rows, &dir.path().join(file)).unwrap();
     }
     use calamine::{Reader, open_workbook_auto};
     let mut wb = open_workbook_auto(dir.path().join("s.xlsx")).unwrap();
@@ -274,7 +275,7 @@ async fn roll_ups_cover_each_subtree(pool: PgPool) {
         .collect();
     assert_eq!(
         xlsx[0],
-        pipeline::stats::EXPORT_HEADER.map(String::from).to_vec()
+        registry::stats::EXPORT_HEADER.map(String::from).to_vec()
     );
     assert_eq!(xlsx.len(), 1 + rows.len());
     assert!(
@@ -293,7 +294,7 @@ async fn roll_ups_cover_each_subtree(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "pipeline::db::MIGRATOR")]
+#[sqlx::test(migrator = "registry::MIGRATOR")]
 async fn re_running_a_date_replaces_its_snapshot_and_the_nightly_run_happens_once(pool: PgPool) {
     import_orgs(&pool, &tree()).await.unwrap();
     for seq in 1..=2 {

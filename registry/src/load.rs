@@ -12,12 +12,17 @@
 //!    stored people are staged and updated only where something differs; cadre posts are
 //!    merged. Loading the same file again writes nothing.
 
+use std::fmt::Write;
 use std::ops::Range;
 
-use sqlx::Connection;
+use polars::prelude::{PolarsResult, StringChunked};
+use schemas::{Field, TemplateKind};
 use sqlx::postgres::PgPool;
+use sqlx::{AssertSqlSafe, Connection};
 
-use crate::db::{DbError, copy_fields, copy_rows};
+use crate::RegistryError;
+use crate::copy::{copy_field, copy_fields, copy_rows};
+use crate::people::{self, OnUpdate, Value};
 
 /// A finding only the database can make, for one row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,30 +43,20 @@ pub struct Loaded {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error(transparent)]
-    Db(#[from] DbError),
+    Db(#[from] RegistryError),
 }
 
 impl From<sqlx::Error> for LoadError {
     fn from(e: sqlx::Error) -> Self {
-        LoadError::Db(DbError::from(e))
+        LoadError::Db(RegistryError::from(e))
     }
 }
-
-/// Every load takes this transaction-level advisory lock: loads (and org imports, which
-/// create secretaries) are serialised, so the checks of one load see every earlier load.
-pub(crate) const LOAD_LOCK: i64 = 7217001;
-
-/// People columns written by a load, in COPY order: the prepared person fields, then
-/// `branch_id` and the upload.
-const PERSON_COLUMNS: &str = "id_number, name, ethnicity, political_status, joined_on, \
-     joined_precision, dev_number, education, occupation, phone, workplace, email, is_cadre, \
-     duty, branch_id, created_by_upload, updated_by_upload";
 
 /// The valid rows of a validation, ready for COPY. Preparing it is CPU work (polars):
 /// do it on a blocking thread, then [`load`] it.
 #[derive(Debug, Clone)]
 pub struct LoadBatch {
-    pub template: schemas::TemplateKind,
+    pub template: TemplateKind,
     pub rows: usize,
     /// Sorted by ID number.
     staged: Vec<Staged>,
@@ -78,14 +73,15 @@ struct Staged {
     dev_number: Option<String>,
     /// Index into `branches`.
     branch: Option<u32>,
-    /// `id_number … email, is_cadre, duty`, tab-separated.
+    /// The row's fields of `people` (those of [`people::copy_order`] known from the
+    /// row), tab-separated.
     person: Range<usize>,
     /// `duty, appointed_on, appointed_precision, nature, party_committee_member`.
     post: Option<Range<usize>>,
 }
 
 impl LoadBatch {
-    pub fn prepare(v: &crate::Validation) -> Result<LoadBatch, polars::prelude::PolarsError> {
+    pub fn prepare(v: &pipeline::Validation) -> Result<LoadBatch, polars::prelude::PolarsError> {
         prepare(v)
     }
 
@@ -95,68 +91,52 @@ impl LoadBatch {
     }
 }
 
+/// A column of the validated rows, when the template has the field.
+type Source = Option<StringChunked>;
+
 #[tracing::instrument(skip_all, fields(rows))]
-fn prepare(v: &crate::Validation) -> Result<LoadBatch, polars::prelude::PolarsError> {
-    use polars::prelude::*;
-    use schemas::Field;
+fn prepare(v: &pipeline::Validation) -> PolarsResult<LoadBatch> {
     let t = v.template.template();
-    let members = v.template == schemas::TemplateKind::Members;
+    let members = v.template == TemplateKind::Members;
     let df = v.valid_rows()?;
     tracing::Span::current().record("rows", df.height());
-    let text = |f: Field| -> PolarsResult<Option<StringChunked>> {
+    let source = |name: String, f: Field| -> PolarsResult<Source> {
         if t.has(f) {
-            Ok(Some(df.column(&crate::col_val(f))?.str()?.clone()))
+            Ok(Some(df.column(&name)?.str()?.clone()))
         } else {
             Ok(None)
         }
     };
-    let dev = df.column(&crate::col_in(Field::DevNumber))?.str()?.clone();
-    let branch = if t.has(Field::Branch) {
-        Some(df.column(&crate::col_in(Field::Branch))?.str()?.clone())
-    } else {
-        None
-    };
-    let rows = df.column(crate::ROW)?.u32()?.clone();
-    let [
-        name,
-        id,
-        ethnicity,
-        political,
-        joined,
-        education,
-        occupation,
-        phone,
-        workplace,
-        email,
-        is_cadre,
-        duty,
-        appointed,
-        nature,
-        committee,
-    ] = [
-        Field::Name,
-        Field::IdNumber,
-        Field::Ethnicity,
-        Field::PoliticalStatus,
-        Field::JoinedOn,
-        Field::Education,
-        Field::Occupation,
-        Field::Phone,
-        Field::Workplace,
-        Field::Email,
+    let canonical = |f: Field| source(pipeline::col_val(f), f);
+    // The person columns known from the row, each with its source column.
+    let person: Vec<(&people::Column, Source)> = people::copy_order()
+        .filter(|c| !c.value.at_load())
+        .map(|c| {
+            let src = match c.value {
+                Value::Input(f) => source(pipeline::col_in(f), f)?,
+                Value::Canonical(f) | Value::Date(f) | Value::Precision(f) | Value::YesNo(f) => {
+                    canonical(f)?
+                }
+                Value::Branch | Value::Upload => None,
+            };
+            Ok((c, src))
+        })
+        .collect::<PolarsResult<_>>()?;
+    let id = canonical(Field::IdNumber)?;
+    let dev = source(pipeline::col_in(Field::DevNumber), Field::DevNumber)?;
+    let branch = source(pipeline::col_in(Field::Branch), Field::Branch)?;
+    let [is_cadre, duty, appointed, nature, committee] = [
         Field::IsCadre,
         Field::Duty,
         Field::AppointedOn,
         Field::CadreNature,
         Field::PartyCommitteeMember,
     ]
-    .map(text);
-    let (name, id) = (name?, id?);
-    let (ethnicity, political, joined, education) = (ethnicity?, political?, joined?, education?);
-    let (occupation, phone, workplace, email) = (occupation?, phone?, workplace?, email?);
+    .map(canonical);
     let (is_cadre, duty, appointed, nature, committee) =
         (is_cadre?, duty?, appointed?, nature?, committee?);
-    fn get(c: &Option<StringChunked>, i: usize) -> Option<&str> {
+    let rows = df.column(pipeline::ROW)?.u32()?.clone();
+    fn get(c: &Source, i: usize) -> Option<&str> {
         c.as_ref().and_then(|c| c.get(i))
     }
     let id_of = |i: usize| get(&id, i).unwrap_or_default();
@@ -170,30 +150,21 @@ fn prepare(v: &crate::Validation) -> Result<LoadBatch, polars::prelude::PolarsEr
     let mut out = String::with_capacity(df.height() * 200);
     let mut staged = Vec::with_capacity(df.height());
     for i in order {
-        let (joined_on, joined_precision) = month_or_day(get(&joined, i));
-        let cadre = yes_no(get(&is_cadre, i));
         let start = out.len();
-        copy_fields(
-            &mut out,
-            &[
-                Some(id_of(i)),
-                get(&name, i),
-                get(&ethnicity, i),
-                get(&political, i),
-                joined_on.as_deref(),
-                joined_precision,
-                dev.get(i),
-                get(&education, i),
-                get(&occupation, i),
-                get(&phone, i),
-                get(&workplace, i),
-                get(&email, i),
-                // Membership columns: template B rows are posts, not memberships.
-                Some(if members { cadre.unwrap_or("f") } else { "f" }),
-                if members { get(&duty, i) } else { None },
-            ],
-        );
+        for (n, (c, src)) in person.iter().enumerate() {
+            if n > 0 {
+                out.push('\t');
+            }
+            // Template B rows are posts, not memberships: a new person gets the defaults.
+            let cell = if !members && c.on_update == OnUpdate::Membership {
+                None
+            } else {
+                get(src, i)
+            };
+            person_field(&mut out, c.value, cell);
+        }
         let person = start..out.len();
+        let cadre = yes_no(get(&is_cadre, i));
         // Template B: every row is a post in the uploader's organisation; template A: a
         // cadre's post in the branch.
         let post = (get(&duty, i).is_some() && (!members || cadre == Some("t"))).then(|| {
@@ -211,7 +182,7 @@ fn prepare(v: &crate::Validation) -> Result<LoadBatch, polars::prelude::PolarsEr
             );
             start..out.len()
         });
-        let branch = branch.as_ref().and_then(|b| b.get(i)).map(|key| {
+        let branch = get(&branch, i).map(|key| {
             *branch_index.entry(key).or_insert_with(|| {
                 branches.push(key.to_string());
                 (branches.len() - 1) as u32
@@ -220,7 +191,7 @@ fn prepare(v: &crate::Validation) -> Result<LoadBatch, polars::prelude::PolarsEr
         staged.push(Staged {
             row: rows.get(i).unwrap_or_default(),
             id_number: id_of(i).to_string(),
-            dev_number: dev.get(i).map(str::to_string),
+            dev_number: get(&dev, i).map(str::to_string),
             branch,
             person,
             post,
@@ -233,6 +204,21 @@ fn prepare(v: &crate::Validation) -> Result<LoadBatch, polars::prelude::PolarsEr
         branches,
         text: out,
     })
+}
+
+/// One person field of a COPY line, from its cell.
+fn person_field(out: &mut String, value: Value, cell: Option<&str>) {
+    match (value, cell) {
+        (Value::YesNo(_), cell) => out.push(if cell == Some("是") { 't' } else { 'f' }),
+        (Value::Date(_), Some(d)) => {
+            copy_field(out, Some(d));
+            if d.len() == 7 {
+                out.push_str("-01");
+            }
+        }
+        (Value::Precision(_), Some(d)) => out.push_str(if d.len() == 7 { "month" } else { "day" }),
+        (_, cell) => copy_field(out, cell),
+    }
 }
 
 /// "2017-05" is a month-precision date (stored as the first of the month).
@@ -269,7 +255,7 @@ pub async fn load(
     uploader_id: i64,
     upload_id: Option<i64>,
 ) -> Result<Loaded, LoadError> {
-    let members = batch.template == schemas::TemplateKind::Members;
+    let members = batch.template == TemplateKind::Members;
     let mut clock = std::time::Instant::now();
     // Each step's duration, at debug level (BENCHMARKS.md breaks the load down by it).
     let mut step = |name: &'static str| {
@@ -280,10 +266,10 @@ pub async fn load(
         );
         clock = std::time::Instant::now();
     };
-    let mut conn = pool.acquire().await.map_err(DbError::from)?;
+    let mut conn = pool.acquire().await.map_err(RegistryError::from)?;
     let mut tx = conn.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(LOAD_LOCK)
+        .bind(crate::LOAD_LOCK)
         .execute(&mut *tx)
         .await?;
 
@@ -388,80 +374,55 @@ pub async fn load(
 
     // New people, straight into the table.
     let upload = upload_id.map(|u| u.to_string());
+    let load_time: Vec<&people::Column> =
+        people::copy_order().filter(|c| c.value.at_load()).collect();
     let person_line = |out: &mut String, s: &Staged| {
         out.push_str(&batch.text[s.person.clone()]);
-        out.push('\t');
-        match org_of(s).filter(|_| members) {
-            Some(org) => out.push_str(&org.to_string()),
-            None => out.push_str("\\N"),
-        }
-        for _ in 0..2 {
+        for c in &load_time {
             out.push('\t');
-            out.push_str(upload.as_deref().unwrap_or("\\N"));
+            match (c.value, org_of(s)) {
+                // Template B rows are posts, not memberships.
+                _ if !members && c.on_update == OnUpdate::Membership => copy_field(out, None),
+                (Value::Branch, Some(org)) => {
+                    let _ = write!(out, "{org}");
+                }
+                (Value::Branch, None) => copy_field(out, None),
+                _ => copy_field(out, upload.as_deref()),
+            }
         }
         out.push('\n');
     };
+    let copy_people = format!("COPY people ({}) FROM STDIN", people::copy_header());
     let inserted = copy_rows(
         &mut tx,
-        &format!("COPY people ({PERSON_COLUMNS}) FROM STDIN"),
+        &copy_people,
         batch.staged.iter().filter(|s| is(s, Verdict::New)),
         person_line,
     )
     .await?;
 
     step("COPY new people");
-    // Stored people: staged, then updated where something differs. Template B carries
-    // no occupation / workplace / email, and no membership: stored ones are kept.
+    // Stored people: staged, then updated where something differs (`people::update_stored`:
+    // what an upload leaves empty is kept, membership only by template A).
     let updated = if stored.is_empty() {
         0
     } else {
-        sqlx::query(
-            "CREATE TEMP TABLE load_update ON COMMIT DROP AS SELECT id_number, name, ethnicity,
-                 political_status, joined_on, joined_precision, dev_number, education,
-                 occupation, phone, workplace, email, is_cadre, duty, branch_id,
-                 created_by_upload, updated_by_upload
-             FROM people WITH NO DATA",
-        )
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(people::create_update_stage())
+            .execute(&mut *tx)
+            .await?;
         copy_rows(
             &mut tx,
-            &format!("COPY load_update ({PERSON_COLUMNS}) FROM STDIN"),
+            &format!("COPY load_update ({}) FROM STDIN", people::copy_header()),
             batch.staged.iter().filter(|s| is(s, Verdict::Stored)),
             person_line,
         )
         .await?;
         sqlx::query("ANALYZE load_update").execute(&mut *tx).await?;
-        sqlx::query(
-            "UPDATE people p SET
-                 name = u.name, ethnicity = u.ethnicity, political_status = u.political_status,
-                 joined_on = u.joined_on, joined_precision = u.joined_precision,
-                 dev_number = coalesce(u.dev_number, p.dev_number), education = u.education,
-                 occupation = coalesce(u.occupation, p.occupation), phone = u.phone,
-                 workplace = coalesce(u.workplace, p.workplace),
-                 email = coalesce(u.email, p.email),
-                 branch_id = CASE WHEN $1 THEN u.branch_id ELSE p.branch_id END,
-                 is_cadre = CASE WHEN $1 THEN u.is_cadre ELSE p.is_cadre END,
-                 duty = CASE WHEN $1 THEN u.duty ELSE p.duty END,
-                 updated_by_upload = u.updated_by_upload, updated_at = now()
-             FROM load_update u
-             WHERE p.id_number = u.id_number
-               AND (p.name, p.ethnicity, p.political_status, p.joined_on, p.joined_precision,
-                    p.dev_number, p.education, p.occupation, p.phone, p.workplace, p.email,
-                    p.branch_id, p.is_cadre, p.duty)
-                   IS DISTINCT FROM
-                   (u.name, u.ethnicity, u.political_status, u.joined_on, u.joined_precision,
-                    coalesce(u.dev_number, p.dev_number), u.education,
-                    coalesce(u.occupation, p.occupation), u.phone,
-                    coalesce(u.workplace, p.workplace), coalesce(u.email, p.email),
-                    CASE WHEN $1 THEN u.branch_id ELSE p.branch_id END,
-                    CASE WHEN $1 THEN u.is_cadre ELSE p.is_cadre END,
-                    CASE WHEN $1 THEN u.duty ELSE p.duty END)",
-        )
-        .bind(members)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
+        sqlx::query(AssertSqlSafe(people::update_stored()))
+            .bind(members)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
     };
 
     step("update stored people");

@@ -18,10 +18,7 @@ use chrono::NaiveDate;
 use sqlx::postgres::PgPool;
 use sqlx::{AssertSqlSafe, Connection};
 
-use crate::db::DbError;
-
-/// Stats runs take this transaction-level advisory lock: one at a time.
-const STATS_LOCK: i64 = 7217002;
+use crate::{RegistryError, STATS_LOCK};
 
 /// Template A's member fields are all filled (the development number where SPEC §5.3
 /// requires it, by the branch's province; 职务 when 是否团干部 is 是).
@@ -70,7 +67,11 @@ pub enum Mode {
 
 /// Computes and stores the snapshot of `date`; `None` when `OncePerDate` had nothing to do.
 #[tracing::instrument(skip_all, fields(date = %date, mode = ?mode))]
-pub async fn run(pool: &PgPool, date: NaiveDate, mode: Mode) -> Result<Option<Snapshot>, DbError> {
+pub async fn run(
+    pool: &PgPool,
+    date: NaiveDate,
+    mode: Mode,
+) -> Result<Option<Snapshot>, RegistryError> {
     let clock = Instant::now();
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
@@ -266,7 +267,7 @@ pub const EXPORT_HEADER: [&str; 8] = [
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     #[error(transparent)]
-    Db(#[from] DbError),
+    Db(#[from] RegistryError),
     #[error("组织“{0}”不在数据库中")]
     UnknownOrg(String),
     #[error("还没有统计快照（先运行 roster stats run）")]
@@ -293,7 +294,7 @@ pub async fn export_rows(
     date: Option<NaiveDate>,
 ) -> Result<(NaiveDate, Vec<ExportRow>), ExportError> {
     let org_id: i64 = sqlx::query_scalar("SELECT id FROM orgs WHERE name_key = $1")
-        .bind(crate::text::normalise_org(org))
+        .bind(pipeline::text::normalise_org(org))
         .fetch_optional(pool)
         .await?
         .ok_or_else(|| ExportError::UnknownOrg(org.to_string()))?;

@@ -2,19 +2,22 @@
 //! by `roster import` and the job worker, so both give the same verdicts and reports.
 //!
 //! It writes reports to a local folder and returns what the caller records in `uploads`
-//! ([`crate::db::finish_upload`]) once the reports are where they belong (a folder for the
-//! CLI, the bucket for the worker). CPU stages run on blocking threads.
+//! ([`crate::uploads::finish_upload`]) once the reports are where they belong (a folder
+//! for the CLI, the bucket for the worker). CPU stages run on blocking threads.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use sqlx::postgres::PgPool;
 
-use crate::db::{DbError, DbOrgs, UploadOutcome};
+use pipeline::report::{self, ReportSet};
+use pipeline::validate::RowCounts;
+use pipeline::{Outcome, PipelineError, Rejection, ValidateOptions};
+
+use crate::RegistryError;
 use crate::load::{LoadBatch, LoadError, load};
-use crate::report::{self, ReportSet};
-use crate::validate::RowCounts;
-use crate::{Outcome, PipelineError, Rejection, ValidateOptions};
+use crate::orgs::DbOrgs;
+use crate::uploads::{UploadOutcome, findings_copy};
 
 /// Something failed (database, disk, a background task): worth retrying. A bad file is
 /// not an error: it is an [`Imported`] with a rejection.
@@ -23,7 +26,7 @@ pub enum ImportError {
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
     #[error(transparent)]
-    Db(#[from] DbError),
+    Db(#[from] RegistryError),
     #[error(transparent)]
     Load(#[from] LoadError),
     #[error("background task: {0}")]
@@ -68,7 +71,7 @@ pub async fn import(
     let template = opts.template;
     let clock = Instant::now();
     let (outcome, batch) = tokio::task::spawn_blocking(move || -> Result<_, ImportError> {
-        let outcome = crate::validate_bytes(&bytes, &opts, &orgs)?;
+        let outcome = pipeline::validate_bytes(&bytes, &opts, &orgs)?;
         let batch = match &outcome {
             Outcome::Accepted(v) => Some(LoadBatch::prepare(v)?),
             Outcome::Rejected(_) => None,
@@ -99,12 +102,7 @@ pub async fn import(
             v.add_findings(&found)?;
             v.keep_issue_rows()?;
             let set = report::write_reports(&v, &out)?;
-            Ok((
-                set,
-                v.counts()?,
-                crate::db::findings_copy(&v)?,
-                v.warnings.clone(),
-            ))
+            Ok((set, v.counts()?, findings_copy(&v)?, v.warnings.clone()))
         })
         .await??;
     let outcome = UploadOutcome {

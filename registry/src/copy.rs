@@ -1,0 +1,110 @@
+//! PostgreSQL's COPY text format and streaming it to the server: how every bulk write
+//! of the registry reaches a table.
+
+use sqlx::PgConnection;
+
+use crate::RegistryError;
+
+/// One line of PostgreSQL's COPY text format.
+pub(crate) fn copy_line(out: &mut String, fields: &[Option<&str>]) {
+    copy_fields(out, fields);
+    out.push('\n');
+}
+
+/// Fields of a COPY text line, tab-separated, without the line end.
+pub(crate) fn copy_fields(out: &mut String, fields: &[Option<&str>]) {
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push('\t');
+        }
+        copy_field(out, *f);
+    }
+}
+
+/// One field of a COPY text line: `\N` for null, else the text escaped.
+pub(crate) fn copy_field(out: &mut String, field: Option<&str>) {
+    match field {
+        None => out.push_str("\\N"),
+        Some(v) => {
+            for c in v.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '\t' => out.push_str("\\t"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    c => out.push(c),
+                }
+            }
+        }
+    }
+}
+
+/// Streams COPY data; the COPY is aborted if sending fails.
+pub(crate) async fn copy_in(
+    conn: &mut PgConnection,
+    statement: &str,
+    data: &[u8],
+) -> Result<u64, RegistryError> {
+    let mut copy = conn.copy_in_raw(statement).await?;
+    for chunk in data.chunks(COPY_CHUNK) {
+        copy = send(copy, chunk).await?;
+    }
+    Ok(copy.finish().await?)
+}
+
+/// Chunk size of COPY data sent to the server; building the next chunk overlaps with the
+/// server writing the last one.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// Streams the COPY lines `line` writes for each item, a chunk at a time (the whole text
+/// never sits in memory); the COPY is aborted if sending fails. Returns the rows stored.
+pub(crate) async fn copy_rows<'a, T: 'a, I, F>(
+    conn: &mut PgConnection,
+    statement: &str,
+    items: I,
+    mut line: F,
+) -> Result<u64, RegistryError>
+where
+    I: Iterator<Item = &'a T>,
+    F: FnMut(&mut String, &'a T),
+{
+    let mut copy = conn.copy_in_raw(statement).await?;
+    let mut buf = String::with_capacity(COPY_CHUNK + 4096);
+    for item in items {
+        line(&mut buf, item);
+        if buf.len() >= COPY_CHUNK {
+            copy = send(copy, buf.as_bytes()).await?;
+            buf.clear();
+        }
+    }
+    if !buf.is_empty() {
+        copy = send(copy, buf.as_bytes()).await?;
+    }
+    Ok(copy.finish().await?)
+}
+
+/// Sends COPY data; if that fails the COPY is aborted, so the server discards it.
+async fn send<'c>(
+    mut copy: sqlx::postgres::PgCopyIn<&'c mut PgConnection>,
+    bytes: &[u8],
+) -> Result<sqlx::postgres::PgCopyIn<&'c mut PgConnection>, RegistryError> {
+    match copy.send(bytes).await {
+        Ok(_) => Ok(copy),
+        Err(e) => {
+            copy.abort(e.to_string()).await?;
+            Err(e.into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_lines_escape_what_copy_text_needs() {
+        let mut s = String::new();
+        copy_line(&mut s, &[Some("a\tb"), None, Some("c\\d\ne")]);
+        assert_eq!(s, "a\\tb\t\\N\tc\\\\d\\ne\n");
+    }
+}

@@ -1,0 +1,337 @@
+//! Uploads as the registry records them: one per (content, uploader, template), its
+//! status through the queue and the worker, its counts, timings, reports and findings.
+
+use pipeline::Validation;
+use pipeline::text::normalise_org;
+use pipeline::validate::RowCounts;
+use serde::Serialize;
+use sqlx::postgres::PgPool;
+use sqlx::{Connection, PgConnection};
+
+use crate::RegistryError;
+use crate::copy::{copy_in, copy_line};
+
+/// Hex SHA-256 of an upload's bytes: with the uploader and the template, the identity
+/// of an upload (the same content uploaded twice is one upload).
+pub fn content_sha256(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// Registers (or finds) the upload of this content and marks it running.
+pub async fn begin_upload(
+    pool: &PgPool,
+    uploader_id: i64,
+    template: schemas::TemplateKind,
+    sha256: &str,
+) -> Result<i64, RegistryError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO uploads (uploader_org_id, template, content_sha256, status, started_at)
+         VALUES ($1, $2, $3, 'running', now())
+         ON CONFLICT (content_sha256, uploader_org_id, template) DO UPDATE
+            SET status = 'running', started_at = now(), finished_at = NULL, failure = NULL
+         RETURNING id",
+    )
+    .bind(uploader_id)
+    .bind(template.code())
+    .bind(sha256)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// How an upload ended, as `uploads` records it.
+#[derive(Debug, Clone)]
+pub struct UploadOutcome {
+    /// `succeeded` or `rejected` (`failed` is written by the job runner).
+    pub status: &'static str,
+    pub counts: Option<RowCounts>,
+    pub file_error: Option<serde_json::Value>,
+    pub timings: serde_json::Value,
+    pub report_prefix: String,
+    pub report_keys: Vec<String>,
+    /// The findings as COPY text (see [`findings_copy`]).
+    pub findings: String,
+}
+
+/// The findings of a validation as COPY lines for `upload_errors`.
+pub fn findings_copy(v: &Validation) -> Result<String, polars::prelude::PolarsError> {
+    use pipeline::validate::errors as e;
+    let f = &v.errors;
+    let (rows, columns, codes, severities, messages, orgs) = (
+        f.column(e::ROW)?.u32()?,
+        f.column(e::COLUMN)?.str()?,
+        f.column(e::CODE)?.str()?,
+        f.column(e::SEVERITY)?.str()?,
+        f.column(e::MESSAGE)?.str()?,
+        f.column(e::REPORT_ORG)?.str()?,
+    );
+    let mut out = String::new();
+    for i in 0..f.height() {
+        let row = rows.get(i).unwrap_or_default().to_string();
+        let key = orgs.get(i).map(normalise_org);
+        copy_line(
+            &mut out,
+            &[
+                Some(&row),
+                columns.get(i),
+                codes.get(i),
+                severities.get(i),
+                messages.get(i),
+                key.as_deref(),
+            ],
+        );
+    }
+    Ok(out)
+}
+
+/// Records how an upload ended and replaces its findings, in one transaction.
+pub async fn finish_upload(pool: &PgPool, id: i64, o: &UploadOutcome) -> Result<(), RegistryError> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    let c = o.counts;
+    sqlx::query(
+        "UPDATE uploads SET status = $2, rows_total = $3, rows_valid = $4, rows_with_errors = $5,
+            rows_with_warnings = $6, file_error = $7::jsonb, timings = $8::jsonb, report_prefix = $9,
+            report_keys = $10, finished_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(o.status)
+    .bind(c.map(|c| c.total as i32))
+    .bind(c.map(|c| c.valid as i32))
+    .bind(c.map(|c| c.with_errors as i32))
+    .bind(c.map(|c| c.with_warnings as i32))
+    .bind(o.file_error.as_ref().map(|v| v.to_string()))
+    .bind(o.timings.to_string())
+    .bind(&o.report_prefix)
+    .bind(&o.report_keys)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM upload_errors WHERE upload_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "CREATE TEMP TABLE finding_stage (row_number int, column_name text, code text,
+            severity text, message text, org_key text) ON COMMIT DROP",
+    )
+    .execute(&mut *tx)
+    .await?;
+    copy_in(
+        &mut tx,
+        "COPY finding_stage FROM STDIN",
+        o.findings.as_bytes(),
+    )
+    .await?;
+    sqlx::query(
+        "INSERT INTO upload_errors (upload_id, row_number, column_name, code, severity, message, org_id)
+         SELECT $1, f.row_number, f.column_name, f.code, f.severity, f.message, o.id
+         FROM finding_stage f LEFT JOIN orgs o ON o.name_key = f.org_key",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A submitted upload: registered, and whether its job must be pushed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registered {
+    pub upload_id: i64,
+    /// False when the same content was already submitted by the same uploader with the
+    /// same template and is queued, running or done: it is the same upload.
+    pub enqueue: bool,
+}
+
+/// Where a submitted upload's object is.
+#[derive(Debug, Clone, Copy)]
+pub struct Submission<'a> {
+    pub uploader_id: i64,
+    pub template: schemas::TemplateKind,
+    pub sha256: &'a str,
+    pub bucket: &'a str,
+    pub key: &'a str,
+}
+
+/// Registers a submitted upload by content hash inside the caller's transaction (which
+/// then pushes its job, so both happen or neither). The same content, uploader and
+/// template is one upload: registering it again returns the same id and nothing to
+/// enqueue, unless it had `failed` (then it is queued again).
+pub async fn register(
+    conn: &mut PgConnection,
+    s: Submission<'_>,
+) -> Result<Registered, RegistryError> {
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO uploads (uploader_org_id, template, content_sha256, bucket, object_key, status)
+         VALUES ($1, $2, $3, $4, $5, 'queued')
+         ON CONFLICT (content_sha256, uploader_org_id, template) DO NOTHING
+         RETURNING id",
+    )
+    .bind(s.uploader_id)
+    .bind(s.template.code())
+    .bind(s.sha256)
+    .bind(s.bucket)
+    .bind(s.key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(upload_id) = inserted {
+        return Ok(Registered {
+            upload_id,
+            enqueue: true,
+        });
+    }
+    // Existing: try again only if it failed.
+    let (upload_id, status): (i64, String) = sqlx::query_as(
+        "SELECT id, status FROM uploads
+         WHERE content_sha256 = $1 AND uploader_org_id = $2 AND template = $3
+         FOR UPDATE",
+    )
+    .bind(s.sha256)
+    .bind(s.uploader_id)
+    .bind(s.template.code())
+    .fetch_one(&mut *conn)
+    .await?;
+    let enqueue = status == "failed";
+    if enqueue {
+        sqlx::query(
+            "UPDATE uploads SET status = 'queued', failure = NULL, bucket = $2,
+                 object_key = $3, finished_at = NULL
+             WHERE id = $1",
+        )
+        .bind(upload_id)
+        .bind(s.bucket)
+        .bind(s.key)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(Registered { upload_id, enqueue })
+}
+
+/// An upload claimed by a worker for one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub uploader_id: i64,
+    pub template: schemas::TemplateKind,
+    pub bucket: Option<String>,
+    pub key: Option<String>,
+}
+
+/// What claiming an upload found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Marked `running`, its attempts counted: process it.
+    Claimed(Claimed),
+    /// Already `succeeded` or `rejected` (a duplicate delivery): nothing to do.
+    Finished,
+    /// No upload has this id.
+    Missing,
+}
+
+/// Claims an upload for an attempt: marks it running and counts the attempt, unless it
+/// is already finished.
+pub async fn claim(pool: &PgPool, upload_id: i64) -> Result<Claim, RegistryError> {
+    let row: Option<(i64, String, Option<String>, Option<String>)> = sqlx::query_as(
+        "UPDATE uploads SET status = 'running', started_at = now(), attempts = attempts + 1
+         WHERE id = $1 AND status NOT IN ('succeeded', 'rejected')
+         RETURNING uploader_org_id, template, bucket, object_key",
+    )
+    .bind(upload_id)
+    .fetch_optional(pool)
+    .await?;
+    if let Some((uploader_id, template, bucket, key)) = row {
+        return Ok(Claim::Claimed(Claimed {
+            uploader_id,
+            template: schemas::TemplateKind::parse(&template)
+                .unwrap_or(schemas::TemplateKind::Members),
+            bucket,
+            key,
+        }));
+    }
+    let exists: Option<String> = sqlx::query_scalar("SELECT status FROM uploads WHERE id = $1")
+        .bind(upload_id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(match exists {
+        Some(_) => Claim::Finished,
+        None => Claim::Missing,
+    })
+}
+
+/// Records that an upload failed for good (after its last attempt), with the reason;
+/// an upload that has finished meanwhile keeps its outcome.
+pub async fn mark_failed(pool: &PgPool, upload_id: i64, reason: &str) -> Result<(), RegistryError> {
+    sqlx::query(
+        "UPDATE uploads SET status = 'failed', failure = $2, finished_at = now()
+         WHERE id = $1 AND status NOT IN ('succeeded', 'rejected')",
+    )
+    .bind(upload_id)
+    .bind(reason)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// An upload as `roster status` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UploadStatus {
+    pub upload_id: i64,
+    pub status: String,
+    pub template: String,
+    pub attempts: i32,
+    pub rows_total: Option<i32>,
+    pub rows_valid: Option<i32>,
+    pub rows_with_errors: Option<i32>,
+    pub rows_with_warnings: Option<i32>,
+    pub timings: Option<serde_json::Value>,
+    pub report_prefix: Option<String>,
+    pub report_keys: Vec<String>,
+    /// The file-level verdict of a rejected file.
+    pub file_error: Option<serde_json::Value>,
+    /// Why a failed upload failed.
+    pub failure: Option<String>,
+}
+
+type StatusRow = (
+    String,
+    String,
+    i32,
+    Option<i32>,
+    Option<i32>,
+    Option<i32>,
+    Option<i32>,
+    Option<String>,
+    Option<String>,
+    Option<Vec<String>>,
+    Option<String>,
+    Option<String>,
+);
+
+/// The upload with this id, if any.
+pub async fn status(pool: &PgPool, upload_id: i64) -> Result<Option<UploadStatus>, RegistryError> {
+    let row: Option<StatusRow> = sqlx::query_as(
+        "SELECT status, template, attempts, rows_total, rows_valid, rows_with_errors,
+             rows_with_warnings, timings::text, report_prefix, report_keys, file_error::text,
+             failure
+         FROM uploads WHERE id = $1",
+    )
+    .bind(upload_id)
+    .fetch_optional(pool)
+    .await?;
+    let json = |t: Option<String>| t.and_then(|t| serde_json::from_str(&t).ok());
+    Ok(row.map(|r| UploadStatus {
+        upload_id,
+        status: r.0,
+        template: r.1,
+        attempts: r.2,
+        rows_total: r.3,
+        rows_valid: r.4,
+        rows_with_errors: r.5,
+        rows_with_warnings: r.6,
+        timings: json(r.7),
+        report_prefix: r.8,
+        report_keys: r.9.unwrap_or_default(),
+        file_error: json(r.10),
+        failure: r.11,
+    }))
+}
