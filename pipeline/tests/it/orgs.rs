@@ -118,3 +118,26 @@ fn unknown_and_foreign_rows_go_to_the_uploaders_report() {
         ]
     );
 }
+
+/// Every spreadsheet of the robustness corpus given as an org file: a listed problem,
+/// never a panic (the parser runs under `catch_unwind`, as for rosters).
+#[test]
+fn the_robustness_corpus_as_org_files_is_refused_cleanly() {
+    let mut files: Vec<_> = std::fs::read_dir(crate::reading::corpus())
+        .expect("shared/xlsx-corpus/calamine beside the project")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e != "md"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 131, "{}", files.len());
+    let mut accepted = Vec::new();
+    for path in &files {
+        let bytes = std::fs::read(path).unwrap();
+        match pipeline::orgs::OrgTree::parse(&bytes) {
+            Err(e) => assert!(!e.problems.is_empty(), "{}", path.display()),
+            Ok(tree) => accepted.push((path.file_name().unwrap().to_owned(), tree.len())),
+        }
+    }
+    // None of them is an org file.
+    assert!(accepted.is_empty(), "{accepted:?}");
+}
