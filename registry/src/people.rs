@@ -194,12 +194,21 @@ mod tests {
 
     #[test]
     fn the_copy_header_puts_load_time_columns_last() {
-        assert_eq!(
-            copy_header(),
-            "id_number, name, ethnicity, political_status, joined_on, joined_precision, \
-             dev_number, education, occupation, phone, workplace, email, is_cadre, duty, \
-             branch_id, created_by_upload, updated_by_upload"
+        let header: Vec<&str> = copy_header().split(", ").collect();
+        let at_load = |name: &str| COLUMNS.iter().any(|c| c.name == name && c.value.at_load());
+        let first_load_time = header.iter().position(|n| at_load(n)).unwrap();
+        assert!(
+            header[first_load_time..].iter().all(|n| at_load(n)),
+            "{header:?}"
         );
+        assert_eq!(
+            &header[first_load_time..],
+            ["branch_id", "created_by_upload", "updated_by_upload"]
+        );
+        // Within each group, the order of the declaration.
+        let declared: Vec<&str> = COLUMNS.iter().map(|c| c.name).collect();
+        let row: Vec<&str> = declared.iter().copied().filter(|n| !at_load(n)).collect();
+        assert_eq!(&header[..first_load_time], row.as_slice());
     }
 
     #[test]
