@@ -400,6 +400,11 @@ fn append(frame: &mut DataFrame, extra: DataFrame) -> PolarsResult<()> {
     Ok(())
 }
 
+/// Fields whose normalised input (`in.*`) outlives validation, for the load: the branch
+/// (organisations are looked up by it) and the development number as written. Of every
+/// other field the load reads the canonical value.
+pub const LOAD_INPUTS: [Field; 2] = [Field::Branch, Field::DevNumber];
+
 /// What the reports and the load read of the rows; the rest (derived columns, rule
 /// flags) is dropped once the findings are made.
 fn kept_columns(ctx: &Ctx, rows: &DataFrame) -> Vec<String> {
@@ -411,7 +416,7 @@ fn kept_columns(ctx: &Ctx, rows: &DataFrame) -> Vec<String> {
         keep.push(crate::col_raw(c.field));
         keep.push(crate::col_val(c.field));
     }
-    for f in [Field::Branch, Field::DevNumber] {
+    for f in LOAD_INPUTS {
         keep.push(col_in(f));
     }
     keep.retain(|c| rows.schema().contains(c));

@@ -12,7 +12,8 @@ use schemas::Field;
 pub enum Value {
     /// The canonical value of a field (enumerations mapped, dates as `YYYY-MM[-DD]`).
     Canonical(Field),
-    /// The normalised input of a field.
+    /// The normalised input of a field, for the fields validation keeps it of
+    /// ([`pipeline::validate::LOAD_INPUTS`]).
     Input(Field),
     /// A month-or-day date field as a date (a month is stored as its first day).
     Date(Field),
@@ -190,6 +191,15 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), COLUMNS.len());
         assert!(names.iter().all(|n| !NOT_LOADED.contains(n)));
+    }
+
+    #[test]
+    fn inputs_are_read_only_where_validation_keeps_them() {
+        for c in COLUMNS {
+            if let Value::Input(f) = c.value {
+                assert!(pipeline::validate::LOAD_INPUTS.contains(&f), "{}", c.name);
+            }
+        }
     }
 
     #[test]
