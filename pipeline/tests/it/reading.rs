@@ -387,10 +387,8 @@ pub fn corpus() -> std::path::PathBuf {
     here.join("../../shared/xlsx-corpus/calamine")
 }
 
-/// Every file of the robustness corpus, as either template: a file-level verdict with a
-/// clear message, quickly, never a panic.
-#[test]
-fn the_robustness_corpus_is_rejected_cleanly() {
+/// Every spreadsheet of the robustness corpus, sorted.
+pub fn corpus_files() -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(corpus())
         .expect("shared/xlsx-corpus/calamine beside the project")
         .map(|e| e.unwrap().path())
@@ -399,6 +397,14 @@ fn the_robustness_corpus_is_rejected_cleanly() {
     files.sort();
     // The issue counts 131; the folder holds 132 spreadsheets (plus its licence). Run them all.
     assert!(files.len() >= 131, "{}", files.len());
+    files
+}
+
+/// Every file of the robustness corpus, as either template: a file-level verdict with a
+/// clear message, quickly, never a panic.
+#[test]
+fn the_robustness_corpus_is_rejected_cleanly() {
+    let files = corpus_files();
     let mut failures = Vec::new();
     for path in &files {
         let bytes = std::fs::read(path).unwrap();
