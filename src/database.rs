@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::out::say;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 
@@ -40,7 +41,7 @@ pub enum OrgsCommand {
 pub fn migrate(db: DatabaseArgs) -> Result<ExitCode> {
     with_db(&db.database_url, async |pool| {
         jobs::setup(&pool).await?;
-        println!("migrations applied");
+        say!("migrations applied");
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -59,7 +60,7 @@ pub fn orgs(command: OrgsCommand) -> Result<ExitCode> {
             }
         };
         let done = registry::import_orgs(&pool, &tree).await?;
-        println!(
+        say!(
             "{} organisations: {} new, {} updated, {} secretary posts",
             tree.len(),
             done.inserted,
@@ -87,17 +88,12 @@ pub fn import(args: ImportArgs) -> Result<ExitCode> {
         done.outcome.report_prefix = out.display().to_string();
         registry::uploads::finish_upload(&pool, upload_id, &done.outcome).await?;
         if let Some(r) = &done.rejection {
-            print_rejected(r, &out);
+            print_rejected(r, &out)?;
             return Ok(ExitCode::from(2));
         }
-        println!("已导入 {} 人", done.written);
+        say!("已导入 {} 人", done.written);
         let c = done.counts.context("an accepted file has counts")?;
-        Ok(print_counts(
-            &c,
-            &done.warnings,
-            done.reports.files.len(),
-            &out,
-        ))
+        print_counts(&c, &done.warnings, done.reports.files.len(), &out)
     })
 }
 

@@ -3,6 +3,7 @@
 
 mod database;
 mod offline;
+mod out;
 mod service;
 mod stats;
 
@@ -75,6 +76,8 @@ fn main() -> ExitCode {
         .init();
     match dispatch(Cli::parse().command) {
         Ok(code) => code,
+        // The reader of stdout went away (`roster … | head`): nothing more to say.
+        Err(e) if out::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("错误：{e:#}");
             ExitCode::from(2)

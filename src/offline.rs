@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::out::say;
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
 use clap::{Args, ValueEnum};
@@ -153,14 +154,14 @@ pub fn validate(args: ValidateArgs) -> Result<ExitCode> {
         Outcome::Rejected(rejection) => {
             report::write_rejected(opts.template, rejection, out)?;
             progress.finish();
-            print_rejected(rejection, out);
+            print_rejected(rejection, out)?;
             ExitCode::from(2)
         }
         Outcome::Accepted(v) => {
             v.keep_issue_rows()?;
             let set = report::write_reports(v, out)?;
             progress.finish();
-            print_counts(&v.counts()?, &v.warnings, set.files.len(), out)
+            print_counts(&v.counts()?, &v.warnings, set.files.len(), out)?
         }
     };
     Ok(code)
@@ -196,7 +197,7 @@ pub fn sample(args: SampleArgs) -> Result<ExitCode> {
         .unwrap_or_else(|| out.with_extension("orgs.csv"));
     std::fs::write(&orgs_path, &sample.orgs_csv)
         .with_context(|| format!("writing {}", orgs_path.display()))?;
-    println!(
+    say!(
         "{}: {} rows ({} injected findings); orgs: {}; uploader: {}",
         out.display(),
         sample.rows,
@@ -213,7 +214,7 @@ pub fn read_floor(args: ReadFloorArgs) -> Result<ExitCode> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let clock = std::time::Instant::now();
     let cells = pipeline::read::read_floor(&bytes, args.range).map_err(anyhow::Error::msg)?;
-    println!(
+    say!(
         "{} cells in {:.2} s ({})",
         cells,
         clock.elapsed().as_secs_f64(),
@@ -223,19 +224,25 @@ pub fn read_floor(args: ReadFloorArgs) -> Result<ExitCode> {
 }
 
 /// Prints a file-level verdict.
-pub fn print_rejected(r: &pipeline::Rejection, out: &Path) {
-    println!(
+pub fn print_rejected(r: &pipeline::Rejection, out: &Path) -> Result<()> {
+    say!(
         "文件被拒绝 [{}]：{}\n报告：{}",
         r.code,
         r.message,
         out.display()
     );
+    Ok(())
 }
 
 /// Prints the counts of an accepted file; the exit status follows them (0 every row
 /// valid, 1 some rows have errors).
-pub fn print_counts(c: &RowCounts, warnings: &[String], files: usize, out: &Path) -> ExitCode {
-    println!(
+pub fn print_counts(
+    c: &RowCounts,
+    warnings: &[String],
+    files: usize,
+    out: &Path,
+) -> Result<ExitCode> {
+    say!(
         "共 {} 行：可导入 {} 行，有错误 {} 行，有提示 {} 行\n报告（{} 个文件）：{}",
         c.total,
         c.valid,
@@ -245,13 +252,13 @@ pub fn print_counts(c: &RowCounts, warnings: &[String], files: usize, out: &Path
         out.display()
     );
     for w in warnings {
-        println!("提示：{w}");
+        say!("提示：{w}");
     }
-    if c.with_errors > 0 {
+    Ok(if c.with_errors > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    }
+    })
 }
 
 /// A spinner on stderr when it is a terminal; silent otherwise.

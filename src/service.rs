@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::out::say;
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
 use clap::Args;
@@ -108,7 +109,7 @@ pub fn submit(args: SubmitArgs) -> Result<ExitCode> {
             }
         };
         let done = jobs::submit(&pool, &storage, source, &uploader, template.into()).await?;
-        println!("{}", done.upload_id);
+        say!("{}", done.upload_id);
         if !done.enqueued {
             eprintln!("同一文件已提交过（上传 {}），未重复排队", done.upload_id);
         }
@@ -150,7 +151,7 @@ pub fn worker(args: WorkerArgs) -> Result<ExitCode> {
 pub fn status(args: StatusArgs) -> Result<ExitCode> {
     with_db(&args.db.database_url, async |pool| {
         let status = upload(&pool, args.upload_id).await?;
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        say!("{}", serde_json::to_string_pretty(&status)?);
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -162,7 +163,7 @@ pub fn reports(args: ReportsArgs) -> Result<ExitCode> {
         let storage = jobs::Storage::from_env(&args.service.bucket).await;
         let expires = Duration::from_secs(args.expires_secs);
         let links = jobs::status::report_links(&storage, &status, expires).await?;
-        println!("{}", serde_json::to_string_pretty(&links)?);
+        say!("{}", serde_json::to_string_pretty(&links)?);
         Ok(ExitCode::SUCCESS)
     })
 }

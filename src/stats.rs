@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::out::say;
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use clap::Subcommand;
@@ -45,16 +46,19 @@ pub fn run(command: StatsCommand) -> Result<ExitCode> {
             let s = stats::run(&pool, date, Mode::Replace)
                 .await?
                 .context("a replacing run always produces a snapshot")?;
-            println!(
+            say!(
                 "{}: {} organisations, {} people, {:.1} s",
-                s.date, s.orgs, s.people, s.seconds
+                s.date,
+                s.orgs,
+                s.people,
+                s.seconds
             );
             Ok(ExitCode::SUCCESS)
         }),
         StatsCommand::Export { org, out, date, db } => with_db(&db.database_url, async |pool| {
             let (date, rows) = stats::export_rows(&pool, &org, date).await?;
             stats::write_export(&rows, &out)?;
-            println!("{date}: {} organisations → {}", rows.len(), out.display());
+            say!("{date}: {} organisations → {}", rows.len(), out.display());
             Ok(ExitCode::SUCCESS)
         }),
     }

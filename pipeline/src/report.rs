@@ -147,6 +147,7 @@ pub fn write_rejected(
     ws.write_string(3, 1, rejection.code.hint())?;
     ws.set_column_width(0, 12)?;
     ws.set_column_width(1, 100)?;
+    print_setup(ws, true)?;
     wb.save(staging.path(SUMMARY_XLSX))?;
     staging.commit(vec![SUMMARY_JSON.into(), SUMMARY_XLSX.into()])
 }
@@ -356,8 +357,16 @@ pub(crate) fn setup_error_sheet(
     }
     ws.set_freeze_panes(1, 0)?;
     ws.autofilter(0, 0, last_row, n + 2)?;
-    // Printed, it fits the page width with the header on every page.
-    ws.set_landscape();
+    print_setup(ws, true)?;
+    Ok(())
+}
+
+/// Printed, a sheet fits the page width (landscape when it is wide) and repeats its
+/// header row, the first, on every page.
+pub(crate) fn print_setup(ws: &mut Worksheet, landscape: bool) -> Result<(), PipelineError> {
+    if landscape {
+        ws.set_landscape();
+    }
     ws.set_print_fit_to_pages(1, 0);
     ws.set_repeat_rows(0, 0)?;
     Ok(())
@@ -491,52 +500,29 @@ fn write_summary_workbook(
 ) -> Result<(), PipelineError> {
     let f = Formats::new();
     let mut wb = report_workbook();
+    // 汇总: the file, its counts (numbers), and the findings by code.
     let ws = wb.add_worksheet();
     ws.set_name("汇总")?;
     let counts = summary.rows;
     let mut x = 0u32;
-    let mut kv = |ws: &mut Worksheet, k: &str, val: String| -> Result<(), PipelineError> {
+    for (k, val) in [("模板", template.title), ("上传组织", v.uploader.as_str())] {
         ws.write_string_with_format(x, 0, k, &f.header)?;
         ws.write_string(x, 1, val)?;
         x += 1;
-        Ok(())
-    };
-    kv(ws, "模板", template.title.to_string())?;
-    kv(ws, "上传组织", v.uploader.clone())?;
-    kv(ws, "总行数", counts.total.to_string())?;
-    kv(ws, "可导入行数", counts.valid.to_string())?;
-    kv(ws, "有错误的行数", counts.with_errors.to_string())?;
-    kv(ws, "有提示的行数", counts.with_warnings.to_string())?;
+    }
+    for (k, n) in [
+        ("总行数", counts.total),
+        ("可导入行数", counts.valid),
+        ("有错误的行数", counts.with_errors),
+        ("有提示的行数", counts.with_warnings),
+    ] {
+        ws.write_string_with_format(x, 0, k, &f.header)?;
+        ws.write_number(x, 1, n as f64)?;
+        x += 1;
+    }
     for w in &v.warnings {
-        kv(ws, "文件提示", w.clone())?;
-    }
-    x += 1;
-    let mut by_org: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
-    for r in issues {
-        let e = by_org.entry(r.report_org.as_str()).or_default();
-        let has_error = r
-            .findings
-            .iter()
-            .any(|fd| fd.code.severity() == schemas::Severity::Error);
-        if has_error {
-            e.0 += 1;
-        } else {
-            e.1 += 1;
-        }
-        e.2 += r.findings.len();
-    }
-    for (i, h) in ["组织全称", "有错误的行数", "仅有提示的行数", "问题总数"]
-        .iter()
-        .enumerate()
-    {
-        ws.write_string_with_format(x, i as u16, *h, &f.header)?;
-    }
-    x += 1;
-    for (org, (e, w, n)) in &by_org {
-        ws.write_string(x, 0, *org)?;
-        ws.write_number(x, 1, *e as f64)?;
-        ws.write_number(x, 2, *w as f64)?;
-        ws.write_number(x, 3, *n as f64)?;
+        ws.write_string_with_format(x, 0, "文件提示", &f.header)?;
+        ws.write_string(x, 1, w)?;
         x += 1;
     }
     x += 1;
@@ -552,16 +538,54 @@ fn write_summary_workbook(
         ws.write_number(x, 2, *n as f64)?;
         x += 1;
     }
-    ws.set_column_width(0, 40)?;
+    ws.set_column_width(0, 26)?;
     ws.set_column_width(1, 60)?;
-    ws.set_column_width(2, 14)?;
-    ws.set_column_width(3, 10)?;
+    ws.set_column_width(2, 10)?;
+    print_setup(ws, true)?;
 
     let rows: Vec<&IssueRow> = issues.iter().collect();
     let detail = wb.add_worksheet();
     detail.set_name("错误明细")?;
     write_error_sheet(detail, template, &rows, &f)?;
+
+    // 按组织: one row per organisation whose admins get a workbook (thousands for a
+    // province), with its own header row to repeat on every printed page.
+    let mut by_org: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
+    for r in issues {
+        let e = by_org.entry(r.report_org.as_str()).or_default();
+        let has_error = r
+            .findings
+            .iter()
+            .any(|fd| fd.code.severity() == schemas::Severity::Error);
+        if has_error {
+            e.0 += 1;
+        } else {
+            e.1 += 1;
+        }
+        e.2 += r.findings.len();
+    }
+    let ws = wb.add_worksheet();
+    ws.set_name("按组织")?;
+    for (i, h) in ["组织全称", "有错误的行数", "仅有提示的行数", "问题总数"]
+        .iter()
+        .enumerate()
+    {
+        ws.write_string_with_format(0, i as u16, *h, &f.header)?;
+    }
+    for (k, (org, (e, w, n))) in by_org.iter().enumerate() {
+        let x = k as u32 + 1;
+        ws.write_string(x, 0, *org)?;
+        ws.write_number(x, 1, *e as f64)?;
+        ws.write_number(x, 2, *w as f64)?;
+        ws.write_number(x, 3, *n as f64)?;
+    }
+    ws.set_column_width(0, 50)?;
+    ws.set_column_range_width(1, 3, 14)?;
+    ws.set_freeze_panes(1, 0)?;
+    print_setup(ws, false)?;
+
     write_codes_sheet(&mut wb, &f)?;
+    print_setup(wb.worksheet_from_name("说明")?, true)?;
     wb.save(path)?;
     Ok(())
 }

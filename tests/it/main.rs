@@ -540,3 +540,71 @@ async fn logs_carry_no_identity_or_phone_numbers(pool: sqlx::PgPool) {
         }
     }
 }
+
+/// `roster … | head`: when the reader of stdout has gone before anything is written, a
+/// command ends quietly with status 0 (no panic, no error message).
+#[sqlx::test(migrations = false)]
+async fn commands_end_quietly_when_the_reader_closes_the_pipe(pool: sqlx::PgPool) {
+    let url = url_of(&pool);
+    setup_db(&url).await;
+    let data = root().join("sample-data");
+    let dir = tempfile::tempdir().unwrap();
+    let file = data.join("members.xlsx");
+    let (code, text) = with_db(
+        &url,
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--uploader",
+            UPLOADER,
+            "--out",
+            dir.path().join("imported").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "{text}");
+    let upload: i64 = sqlx::query_scalar("SELECT max(id) FROM uploads")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let upload = upload.to_string();
+    let (out, orgs) = (dir.path().join("validated"), data.join("orgs.csv"));
+    let runs: [Vec<&std::ffi::OsStr>; 3] = [
+        vec![
+            "validate".as_ref(),
+            file.as_ref(),
+            "--orgs".as_ref(),
+            orgs.as_os_str(),
+            "--uploader".as_ref(),
+            UPLOADER.as_ref(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ],
+        vec!["status".as_ref(), upload.as_ref()],
+        vec!["reports".as_ref(), upload.as_ref()],
+    ];
+    for args in runs {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = roster()
+            .env("DATABASE_URL", &url)
+            // `reports` signs links locally: no storage server is asked.
+            .env("ROSTER_BUCKET", "roster")
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "K")
+            .env("AWS_SECRET_ACCESS_KEY", "S")
+            .env("RUST_BACKTRACE", "1")
+            .args(&args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{:?}: {stderr}", args[0]);
+        assert!(stderr.is_empty(), "{:?}: {stderr}", args[0]);
+    }
+    // The same commands with a reader print what they print (the runs above were real).
+    let (code, text) = with_db(&url, &["status", &upload]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("\"status\": \"succeeded\""), "{text}");
+}

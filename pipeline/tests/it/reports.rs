@@ -252,7 +252,69 @@ fn an_upload_writes_every_report() {
     let (s1, all) = sheet(&summary, 1);
     assert_eq!(s1, "错误明细");
     assert_eq!(all.len(), 8);
-    assert_eq!(sheet(&summary, 2).0, "说明");
+    let (s2, orgs) = sheet(&summary, 2);
+    assert_eq!(s2, "按组织");
+    assert_eq!(
+        orgs[0],
+        vec!["组织全称", "有错误的行数", "仅有提示的行数", "问题总数"]
+    );
+    assert!(orgs.len() > 1);
+    assert_eq!(sheet(&summary, 3).0, "说明");
+    counts_are_numbers(&summary);
+    prints_fit_to_width_with_its_header(&summary, 4);
+}
+
+/// summary.xlsx read back cell by cell: counts are numeric cells (no "number stored as
+/// text").
+fn counts_are_numbers(path: &Path) {
+    let bytes = std::fs::read(path).unwrap();
+    let mut wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes)).unwrap();
+    let overview = wb.worksheet_range("汇总").unwrap();
+    let mut counted = 0;
+    for row in overview.rows() {
+        if let [Data::String(k), v, ..] = row
+            && k.ends_with("行数")
+        {
+            assert!(matches!(v, Data::Float(_)), "{k}: {v:?}");
+            counted += 1;
+        }
+    }
+    assert_eq!(counted, 4, "总行数, 可导入行数, 有错误的行数, 有提示的行数");
+    let by_org = wb.worksheet_range("按组织").unwrap();
+    for row in by_org.rows().skip(1) {
+        assert!(
+            row[1..4].iter().all(|c| matches!(c, Data::Float(_))),
+            "{row:?}"
+        );
+    }
+}
+
+/// Every sheet prints fit to the page width with its header row repeated on each page.
+fn prints_fit_to_width_with_its_header(path: &Path, sheets: usize) {
+    let bytes = std::fs::read(path).unwrap();
+    let wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes)).unwrap();
+    let names = wb.sheet_names();
+    assert_eq!(names.len(), sheets);
+    let workbook = zip_text(path, "xl/workbook.xml").unwrap();
+    for (i, name) in names.iter().enumerate() {
+        let xml = zip_text(path, &format!("xl/worksheets/sheet{}.xml", i + 1)).unwrap();
+        assert!(
+            xml.contains(r#"<pageSetUpPr fitToPage="1"/>"#),
+            "{name}: not fit to page"
+        );
+        assert!(
+            xml.contains(r#"fitToHeight="0""#),
+            "{name}: not fit to width only"
+        );
+        let titles = format!(
+            r#"<definedName name="_xlnm.Print_Titles" localSheetId="{i}">'{name}'!$1:$1</definedName>"#
+        );
+        let plain = titles.replace(&format!("'{name}'"), name);
+        assert!(
+            workbook.contains(&titles) || workbook.contains(&plain),
+            "{name}: header row not repeated in {workbook}"
+        );
+    }
 }
 
 #[test]
@@ -274,6 +336,7 @@ fn a_rejected_upload_writes_its_verdict() {
             .iter()
             .any(|r| r.contains(&"template_mixed".to_string()))
     );
+    prints_fit_to_width_with_its_header(&dir.path().join("summary.xlsx"), 1);
 }
 
 /// Take an error workbook, fix its red cells, upload it again: those errors are gone
