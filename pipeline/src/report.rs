@@ -500,13 +500,19 @@ fn write_summary_workbook(
 ) -> Result<(), PipelineError> {
     let f = Formats::new();
     let mut wb = report_workbook();
-    // 汇总: the file, its counts (numbers), and the findings by code.
+    // 汇总, one table under one header row: the file, its counts, the findings by code.
+    // Counts are numbers, in the 数量 column.
     let ws = wb.add_worksheet();
     ws.set_name("汇总")?;
     let counts = summary.rows;
-    let mut x = 0u32;
-    for (k, val) in [("模板", template.title), ("上传组织", v.uploader.as_str())] {
-        ws.write_string_with_format(x, 0, k, &f.header)?;
+    for (i, h) in ["项目", "说明", "数量"].iter().enumerate() {
+        ws.write_string_with_format(0, i as u16, *h, &f.header)?;
+    }
+    let mut x = 1u32;
+    let mut texts = vec![("模板", template.title), ("上传组织", v.uploader.as_str())];
+    texts.extend(v.warnings.iter().map(|w| ("文件提示", w.as_str())));
+    for (k, val) in texts {
+        ws.write_string(x, 0, k)?;
         ws.write_string(x, 1, val)?;
         x += 1;
     }
@@ -516,20 +522,10 @@ fn write_summary_workbook(
         ("有错误的行数", counts.with_errors),
         ("有提示的行数", counts.with_warnings),
     ] {
-        ws.write_string_with_format(x, 0, k, &f.header)?;
-        ws.write_number(x, 1, n as f64)?;
+        ws.write_string(x, 0, k)?;
+        ws.write_number(x, 2, n as f64)?;
         x += 1;
     }
-    for w in &v.warnings {
-        ws.write_string_with_format(x, 0, "文件提示", &f.header)?;
-        ws.write_string(x, 1, w)?;
-        x += 1;
-    }
-    x += 1;
-    for (i, h) in ["错误代码", "错误说明", "数量"].iter().enumerate() {
-        ws.write_string_with_format(x, i as u16, *h, &f.header)?;
-    }
-    x += 1;
     for (code, n) in &summary.counts_by_code {
         ws.write_string(x, 0, code)?;
         if let Some(c) = ErrorCode::from_code(code) {
@@ -541,6 +537,7 @@ fn write_summary_workbook(
     ws.set_column_width(0, 26)?;
     ws.set_column_width(1, 60)?;
     ws.set_column_width(2, 10)?;
+    ws.set_freeze_panes(1, 0)?;
     print_setup(ws, true)?;
 
     let rows: Vec<&IssueRow> = issues.iter().collect();

@@ -608,3 +608,35 @@ async fn commands_end_quietly_when_the_reader_closes_the_pipe(pool: sqlx::PgPool
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("\"status\": \"succeeded\""), "{text}");
 }
+
+/// `--help` says what each command does without sending users to a document they do not
+/// have (SPEC sections).
+#[test]
+fn help_texts_are_self_contained() {
+    let commands: &[&[&str]] = &[
+        &[],
+        &["validate"],
+        &["import"],
+        &["submit"],
+        &["worker"],
+        &["stats"],
+        &["stats", "run"],
+        &["stats", "export"],
+        &["status"],
+        &["reports"],
+        &["migrate"],
+        &["orgs"],
+        &["orgs", "import"],
+        &["sample"],
+    ];
+    for args in commands {
+        let o = roster().args(*args).arg("--help").output().unwrap();
+        assert!(o.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains("Usage: roster"), "{args:?}: {text}");
+        assert!(
+            !text.contains("SPEC") && !text.contains('§'),
+            "{args:?}: {text}"
+        );
+    }
+}
