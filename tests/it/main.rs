@@ -223,19 +223,7 @@ async fn migrate_orgs_import_and_import_load_once(pool: sqlx::PgPool) {
     assert_eq!(code, 0, "{text}");
     let file = data.join("members.xlsx");
     let out = dir.path().join("r1");
-    let import = |out: &Path| {
-        with_db(
-            &url,
-            &[
-                "import",
-                file.to_str().unwrap(),
-                "--uploader",
-                UPLOADER,
-                "--out",
-                out.to_str().unwrap(),
-            ],
-        )
-    };
+    let import = |out: &Path| import_as_uploader(&url, &file, out);
     let (code, text) = import(&out);
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("已导入 294 人"), "{text}");
@@ -263,6 +251,21 @@ async fn migrate_orgs_import_and_import_load_once(pool: sqlx::PgPool) {
     );
     assert_eq!(code, 2);
     assert!(text.contains("没有这个团委"), "{text}");
+}
+
+/// `roster import FILE` as the sample's uploader, reports into `out`.
+fn import_as_uploader(url: &str, file: &Path, out: &Path) -> (i32, String) {
+    with_db(
+        url,
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--uploader",
+            UPLOADER,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
 }
 
 async fn setup_db(url: &str) {
@@ -550,17 +553,7 @@ async fn commands_end_quietly_when_the_reader_closes_the_pipe(pool: sqlx::PgPool
     let data = root().join("sample-data");
     let dir = tempfile::tempdir().unwrap();
     let file = data.join("members.xlsx");
-    let (code, text) = with_db(
-        &url,
-        &[
-            "import",
-            file.to_str().unwrap(),
-            "--uploader",
-            UPLOADER,
-            "--out",
-            dir.path().join("imported").to_str().unwrap(),
-        ],
-    );
+    let (code, text) = import_as_uploader(&url, &file, &dir.path().join("imported"));
     assert_eq!(code, 1, "{text}");
     let upload: i64 = sqlx::query_scalar("SELECT max(id) FROM uploads")
         .fetch_one(&pool)
