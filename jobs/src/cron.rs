@@ -8,13 +8,11 @@ use std::str::FromStr;
 use apalis::prelude::{BoxDynError, Data};
 use apalis_cron::Tick;
 use chrono::FixedOffset;
+use pipeline::china;
 use sqlx::PgPool;
 
 /// Default schedule: 02:00 every night (seconds, minutes, hours, …).
 pub const DEFAULT_SCHEDULE: &str = "0 0 2 * * *";
-
-/// China Standard Time, the clock of the schedule and of snapshot dates.
-pub use pipeline::china;
 
 #[derive(Debug, thiserror::Error)]
 #[error("bad statistics schedule “{0}”: {1}")]

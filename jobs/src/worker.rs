@@ -74,8 +74,6 @@ pub enum AttemptError {
     Import(#[from] registry::ImportError),
     #[error(transparent)]
     Registry(#[from] registry::RegistryError),
-    #[error("database: {0}")]
-    Sqlx(#[from] sqlx::Error),
     #[error("temporary folder: {0}")]
     Io(#[from] std::io::Error),
     #[error("upload {0} does not exist")]
@@ -125,7 +123,7 @@ pub async fn run(
     if let Some(schedule) = ctx.options.stats_schedule.clone() {
         monitor = monitor.register(move |restarts| {
             WorkerBuilder::new(format!("{name}-stats-{restarts}"))
-                .backend(CronScheduler::new(schedule.clone()).with_timezone(crate::cron::china()))
+                .backend(CronScheduler::new(schedule.clone()).with_timezone(pipeline::china()))
                 .data(pool.clone())
                 .build(crate::cron::nightly)
         });
