@@ -1,6 +1,7 @@
 //! `roster`: the command line of the bulk-import pipeline. This file parses and
 //! dispatches; each command group lives in its own module.
 
+mod admins;
 mod database;
 mod offline;
 mod out;
@@ -62,6 +63,13 @@ enum Command {
     },
     /// Generate a synthetic roster and its org file.
     Sample(offline::SampleArgs),
+    /// The web service: pages and the JSON API for admins.
+    Serve(service::ServeArgs),
+    /// Admin accounts of the web service.
+    Admins {
+        #[command(subcommand)]
+        command: admins::AdminsCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -98,5 +106,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Status(args) => service::status(args),
         Command::Reports(args) => service::reports(args),
         Command::Stats { command } => stats::run(command),
+        Command::Serve(args) => service::serve(args),
+        Command::Admins { command } => admins::run(command),
     }
 }

@@ -183,3 +183,50 @@ async fn shutdown_signal() -> std::io::Result<()> {
         _ = term.recv() => Ok(()),
     }
 }
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ROSTER_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Largest upload accepted, in MiB; a larger one is refused while it streams.
+    #[arg(long, env = "ROSTER_MAX_FILE_MB", default_value_t = 512)]
+    max_file_mb: u64,
+    /// The server runs behind HTTPS: cookies are marked Secure.
+    #[arg(long, env = "ROSTER_SECURE_COOKIES")]
+    secure_cookies: bool,
+    /// Where uploads are spooled on their way to object storage (default: the system's
+    /// temporary folder).
+    #[arg(long, env = "ROSTER_SPOOL_DIR")]
+    spool_dir: Option<std::path::PathBuf>,
+    /// Database connections of this process.
+    #[arg(long, env = "ROSTER_DB_CONNECTIONS", default_value_t = 16)]
+    connections: u32,
+    #[command(flatten)]
+    service: ServiceArgs,
+}
+
+/// `roster serve`: the web service until SIGTERM or Ctrl-C (requests in flight finish).
+pub fn serve(args: ServeArgs) -> Result<ExitCode> {
+    with_pool(&args.service.database_url, args.connections, async |pool| {
+        jobs::setup(&pool).await?;
+        let storage = jobs::Storage::from_env(&args.service.bucket).await;
+        storage.ensure_bucket().await?;
+        let config = web::Config {
+            max_upload_bytes: args.max_file_mb << 20,
+            secure_cookies: args.secure_cookies,
+            spool_dir: args.spool_dir.unwrap_or_else(std::env::temp_dir),
+            ..web::Config::default()
+        };
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        eprintln!("roster serve: http://{}", listener.local_addr()?);
+        let state = web::AppState::new(pool, storage, config);
+        web::serve(listener, state, async {
+            let _ = shutdown_signal().await;
+        })
+        .await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -92,6 +92,26 @@ pub struct Submitted {
     /// False when the same content was already submitted by the same uploader with the
     /// same template and is queued, running or done: it is the same upload.
     pub enqueued: bool,
+    /// True for a new upload; false for the same content, uploader and template again.
+    pub new: bool,
+}
+
+/// Hex SHA-256 of a file, read in blocks (as `registry::uploads::content_sha256` of its
+/// bytes).
+pub fn file_sha256(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(format!("{:x}", hasher.finalize()))
 }
 
 /// Registers an upload by content hash and enqueues its job, in one transaction. The
@@ -110,22 +130,24 @@ pub async fn submit(
         .ok_or_else(|| QueueError::UnknownUploader(uploader.to_string()))?;
     let (sha, bucket, key) = match source {
         Source::File(path) => {
-            let bytes = tokio::fs::read(path)
+            let read_error = |source| QueueError::Read {
+                path: path.display().to_string(),
+                source,
+            };
+            let owned = path.to_path_buf();
+            let sha = tokio::task::spawn_blocking(move || file_sha256(&owned))
                 .await
-                .map_err(|source| QueueError::Read {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-            let sha = registry::uploads::content_sha256(&bytes);
+                .map_err(|e| read_error(std::io::Error::other(e)))?
+                .map_err(read_error)?;
             let ext = path
                 .extension()
                 .and_then(|e| e.to_str())
                 .filter(|e| e.len() <= 5 && e.bytes().all(|b| b.is_ascii_alphanumeric()))
                 .unwrap_or("bin")
                 .to_ascii_lowercase();
-            // Content-addressed: the same bytes are stored once.
+            // Content-addressed: the same bytes are stored once. Streamed from disk.
             let key = format!("uploads/{uploader_id}/{sha}.{ext}");
-            storage.put(&key, bytes).await?;
+            storage.put_path(&key, path).await?;
             (sha, storage.bucket.clone(), key)
         }
         Source::Object { bucket, key } => {
@@ -159,5 +181,6 @@ pub async fn submit(
     Ok(Submitted {
         upload_id,
         enqueued: enqueue,
+        new: registered.new,
     })
 }

@@ -83,6 +83,29 @@ impl Storage {
         }
     }
 
+    /// An S3-compatible server at `endpoint` with static keys (path-style), for set-ups
+    /// that do not configure it through the environment (tests, embedded servers).
+    pub fn with_endpoint(
+        endpoint: &str,
+        access_key: &str,
+        secret_key: &str,
+        bucket: impl Into<String>,
+    ) -> Storage {
+        let config = aws_sdk_s3::config::Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                access_key, secret_key, None, None, "static",
+            ))
+            .force_path_style(true)
+            .build();
+        Storage {
+            client: Client::from_conf(config),
+            bucket: bucket.into(),
+        }
+    }
+
     /// Creates the bucket if it does not exist (local set-ups and tests).
     pub async fn ensure_bucket(&self) -> Result<(), StorageError> {
         if self
@@ -101,6 +124,33 @@ impl Storage {
             .send()
             .await
             .map_err(|e| StorageError::unavailable("create bucket", &self.bucket, "", e))?;
+        Ok(())
+    }
+
+    /// Whether the bucket answers (readiness probes).
+    pub async fn ready(&self) -> Result<(), StorageError> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(|e| StorageError::unavailable("head bucket", &self.bucket, "", e))?;
+        Ok(())
+    }
+
+    /// Puts a local file, streamed from disk (never whole in memory).
+    pub async fn put_path(&self, key: &str, path: &Path) -> Result<(), StorageError> {
+        let body = ByteStream::from_path(path)
+            .await
+            .map_err(|e| StorageError::unavailable("read", &self.bucket, key, e))?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| StorageError::unavailable("put", &self.bucket, key, e))?;
         Ok(())
     }
 

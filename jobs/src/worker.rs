@@ -175,12 +175,14 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
         bucket.unwrap_or_else(|| ctx.storage.bucket.clone()),
         key.unwrap_or_default(),
     );
+    let progress = Progress::start(ctx.pool.clone(), upload_id);
+    progress.stage("fetch");
     let opts = pipeline::ValidateOptions {
         template,
         as_of: ctx.options.as_of.unwrap_or_else(pipeline::today_in_china),
         limits: ctx.options.limits.clone(),
         sheet: None,
-        progress: None,
+        progress: Some(progress.rows.clone()),
     };
     let dir = tempfile::tempdir()?;
     // A folder that does not exist yet: the reports are staged beside it and become it
@@ -200,6 +202,7 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
         }
         Err(e) => return Err(e.into()),
         Ok(bytes) => {
+            progress.stage("validate");
             let orgs = registry::DbOrgs::for_uploader_id(&ctx.pool, uploader_id)
                 .await?
                 .ok_or(AttemptError::NoSuchUploader(uploader_id))?;
@@ -208,6 +211,7 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
     };
     // Publish: every report under the upload's prefix, then drop leftovers of an earlier
     // attempt, so exactly one set remains.
+    progress.stage("publish");
     let prefix = format!("reports/{upload_id}/");
     let publish = Instant::now();
     let keys: Vec<String> = done
@@ -244,6 +248,8 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
     }
     done.outcome.report_prefix = format!("s3://{}/{prefix}", ctx.storage.bucket);
     done.outcome.report_keys = keys;
+    done.outcome.reports = registry::uploads::stored_reports(&done.reports, &prefix);
+    drop(progress);
     registry::uploads::finish_upload(&ctx.pool, upload_id, &done.outcome).await?;
     tracing::info!(
         status = done.outcome.status,
@@ -251,4 +257,56 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
         "upload processed"
     );
     Ok(())
+}
+
+/// Where a running upload is, written to `uploads` about once a second (the pages show
+/// it) by a task that ends with this value.
+struct Progress {
+    rows: Arc<std::sync::atomic::AtomicUsize>,
+    stage: Arc<std::sync::Mutex<&'static str>>,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+impl Progress {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn start(pool: PgPool, upload_id: i64) -> Progress {
+        let rows = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stage = Arc::new(std::sync::Mutex::new("queued"));
+        let (r, s) = (rows.clone(), stage.clone());
+        let ticker = tokio::spawn(async move {
+            let mut last = None;
+            loop {
+                let now = (
+                    *s.lock().unwrap_or_else(|e| e.into_inner()),
+                    r.load(std::sync::atomic::Ordering::Relaxed) as u64,
+                );
+                if last != Some(now) {
+                    // Progress is a display: a failed write is tried again next tick.
+                    if registry::uploads::progress(&pool, upload_id, now.0, now.1)
+                        .await
+                        .is_ok()
+                    {
+                        last = Some(now);
+                    }
+                }
+                tokio::time::sleep(Self::EVERY).await;
+            }
+        });
+        Progress {
+            rows,
+            stage,
+            ticker,
+        }
+    }
+
+    fn stage(&self, stage: &'static str) {
+        *self.stage.lock().unwrap_or_else(|e| e.into_inner()) = stage;
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.ticker.abort();
+    }
 }

@@ -2,9 +2,11 @@
 //! bytes and paths and knows nothing of object storage, queues or databases; what it
 //! needs of the registry (organisations) it asks through [`orgs::OrgResolver`].
 
+pub mod blank;
 mod branch_book;
 pub mod normalise;
 pub mod orgs;
+pub mod person;
 pub mod read;
 pub mod report;
 pub mod rules;

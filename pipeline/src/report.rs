@@ -120,6 +120,39 @@ pub(crate) struct IssueRow {
 #[derive(Debug, Clone, Default)]
 pub struct ReportSet {
     pub files: Vec<String>,
+    /// Each organisation workbook's file and the full name of the organisation it
+    /// belongs to (who may download it is decided on this, never on a file name).
+    pub books: Vec<(String, String)>,
+}
+
+/// What a report is, for whom (SPEC §12.2): the uploader's three, or an organisation's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportKind {
+    Summary,
+    SummaryJson,
+    Escalations,
+    Organisation,
+}
+
+impl ReportKind {
+    /// The kind of a file of a [`ReportSet`].
+    pub fn of(file: &str) -> ReportKind {
+        match file {
+            SUMMARY_XLSX => ReportKind::Summary,
+            SUMMARY_JSON => ReportKind::SummaryJson,
+            ESCALATIONS_XLSX => ReportKind::Escalations,
+            _ => ReportKind::Organisation,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            ReportKind::Summary => "summary",
+            ReportKind::SummaryJson => "summary_json",
+            ReportKind::Escalations => "escalations",
+            ReportKind::Organisation => "organisation",
+        }
+    }
 }
 
 /// Writes the reports of a rejected file: `summary.json` and a one-sheet `summary.xlsx`.
@@ -149,7 +182,7 @@ pub fn write_rejected(
     ws.set_column_width(1, 100)?;
     print_setup(ws, true)?;
     wb.save(staging.path(SUMMARY_XLSX))?;
-    staging.commit(vec![SUMMARY_JSON.into(), SUMMARY_XLSX.into()])
+    staging.commit(vec![SUMMARY_JSON.into(), SUMMARY_XLSX.into()], Vec::new())
 }
 
 /// Writes every report of an accepted file.
@@ -182,6 +215,7 @@ pub fn write_reports(v: &Validation, out: &Path) -> Result<ReportSet, PipelineEr
     // small ones. Organisation workbooks copy a prototype's constant parts. Their files
     // are created one at a time: creation in one folder is serialised by the kernel
     // anyway, and a thread waiting on the lock sleeps here instead of spinning there.
+    let names = book_names(by_org.keys().copied());
     let books = BranchBooks::new(template)?;
     let create = std::sync::Mutex::new(());
     let (summary_written, (written, escalations_written)) = rayon::join(
@@ -190,9 +224,12 @@ pub fn write_reports(v: &Validation, out: &Path) -> Result<ReportSet, PipelineEr
             rayon::join(
                 || {
                     by_org
-                        .par_iter()
-                        .map(|(org, rows)| {
-                            let name = org_file_name(org);
+                        .values()
+                        .zip(&names)
+                        .collect::<Vec<_>>()
+                        .into_par_iter()
+                        .map(|(rows, name)| {
+                            let name = name.clone();
                             let bytes = books.bytes(rows)?;
                             let _one_at_a_time = create.lock().unwrap_or_else(|e| e.into_inner());
                             std::fs::write(staging.path(&name), bytes)?;
@@ -216,7 +253,34 @@ pub fn write_reports(v: &Validation, out: &Path) -> Result<ReportSet, PipelineEr
     if escalations_written? {
         files.push(ESCALATIONS_XLSX.into());
     }
-    staging.commit(files)
+    let owners = names
+        .into_iter()
+        .zip(by_org.keys().map(|o| o.to_string()))
+        .collect();
+    staging.commit(files, owners)
+}
+
+/// The file names of the organisation workbooks, in the order given: each organisation's
+/// [`org_file_name`], unless an earlier organisation's name made the same file (names
+/// differing only in characters a file name cannot hold, or cut at the same length):
+/// then a short suffix derived from the full name keeps every organisation's rows in a
+/// file of its own.
+pub fn book_names<'a>(orgs: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut taken = std::collections::HashSet::new();
+    orgs.map(|org| {
+        let mut name = org_file_name(org);
+        if !taken.insert(name.clone()) {
+            // FNV-1a: stable across runs, platforms and versions.
+            let hash = org.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+            let stem = name.trim_end_matches(".xlsx");
+            name = format!("{stem}~{:08x}.xlsx", hash as u32);
+            taken.insert(name.clone());
+        }
+        name
+    })
+    .collect()
 }
 
 /// A workbook for reports. Fast deflate: most of a branch workbook is the same styles,
@@ -693,7 +757,11 @@ impl Staging {
         self.dir.join(name)
     }
 
-    fn commit(self, files: Vec<String>) -> Result<ReportSet, PipelineError> {
+    fn commit(
+        self,
+        files: Vec<String>,
+        books: Vec<(String, String)>,
+    ) -> Result<ReportSet, PipelineError> {
         // Someone may have made the output folder meanwhile: then file by file.
         if !(self.whole && std::fs::rename(&self.dir, &self.out).is_ok()) {
             std::fs::create_dir_all(&self.out)?;
@@ -702,7 +770,7 @@ impl Staging {
             }
             std::fs::remove_dir_all(&self.dir)?;
         }
-        Ok(ReportSet { files })
+        Ok(ReportSet { files, books })
     }
 }
 

@@ -17,7 +17,7 @@ use pipeline::{Outcome, PipelineError, Rejection, ValidateOptions};
 use crate::RegistryError;
 use crate::load::{LoadBatch, LoadError, load};
 use crate::orgs::DbOrgs;
-use crate::uploads::{UploadOutcome, findings_copy};
+use crate::uploads::{UploadOutcome, findings_copy, stored_reports};
 
 /// Something failed (database, disk, a background task): worth retrying. A bad file is
 /// not an error: it is an [`Imported`] with a rejection.
@@ -116,6 +116,7 @@ pub async fn import(
         }),
         report_prefix: String::new(),
         report_keys: reports.files.clone(),
+        reports: stored_reports(&reports, ""),
         findings,
     };
     Ok(Imported {
@@ -148,6 +149,7 @@ pub async fn rejected(
         timings: serde_json::json!({ "validate_s": validate_s }),
         report_prefix: String::new(),
         report_keys: reports.files.clone(),
+        reports: stored_reports(&reports, ""),
         findings: String::new(),
     };
     Ok(Imported {

@@ -7,6 +7,9 @@
 //! [`import::import`] is the one import path (validate against the registry, load, write
 //! the reports) that `roster import` and the job worker share.
 
+pub mod access;
+pub mod accounts;
+pub mod audit;
 mod copy;
 pub mod import;
 pub mod load;
@@ -38,6 +41,12 @@ pub enum RegistryError {
 /// Applies pending migrations; running it again changes nothing.
 pub async fn migrate(pool: &PgPool) -> Result<(), RegistryError> {
     MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// Whether the database answers (readiness probes).
+pub async fn ping(pool: &PgPool) -> Result<(), RegistryError> {
+    sqlx::query("SELECT 1").execute(pool).await?;
     Ok(())
 }
 

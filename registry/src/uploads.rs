@@ -2,6 +2,7 @@
 //! status through the queue and the worker, its counts, timings, reports and findings.
 
 use pipeline::Validation;
+use pipeline::report::{ReportKind, ReportSet};
 use pipeline::text::normalise_org;
 use pipeline::validate::RowCounts;
 use serde::Serialize;
@@ -49,8 +50,48 @@ pub struct UploadOutcome {
     pub timings: serde_json::Value,
     pub report_prefix: String,
     pub report_keys: Vec<String>,
+    /// Every report with the organisation it belongs to (`upload_reports`).
+    pub reports: Vec<StoredReport>,
     /// The findings as COPY text (see [`findings_copy`]).
     pub findings: String,
+}
+
+/// One report of an upload, where it is stored and whose it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredReport {
+    /// The file name, unique within the upload.
+    pub name: String,
+    pub kind: ReportKind,
+    /// The organisation an organisation workbook belongs to (its full name); `None` for
+    /// the uploader's own reports.
+    pub org: Option<String>,
+    /// Where it is: a path under the report folder, or an object key.
+    pub key: String,
+}
+
+/// The reports of a [`ReportSet`], stored under `prefix`.
+pub fn stored_reports(set: &ReportSet, prefix: &str) -> Vec<StoredReport> {
+    let owners: std::collections::HashMap<&str, &str> = set
+        .books
+        .iter()
+        .map(|(f, o)| (f.as_str(), o.as_str()))
+        .collect();
+    set.files
+        .iter()
+        .map(|f| {
+            let org = owners.get(f.as_str()).map(|o| o.to_string());
+            StoredReport {
+                name: f.clone(),
+                kind: if org.is_some() {
+                    ReportKind::Organisation
+                } else {
+                    ReportKind::of(f)
+                },
+                org,
+                key: format!("{prefix}{f}"),
+            }
+        })
+        .collect()
 }
 
 /// The findings of a validation as COPY lines for `upload_errors`.
@@ -131,7 +172,44 @@ pub async fn finish_upload(pool: &PgPool, id: i64, o: &UploadOutcome) -> Result<
     .bind(id)
     .execute(&mut *tx)
     .await?;
+    record_reports(&mut tx, id, &o.reports).await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// Replaces the upload's `upload_reports`: each report with its organisation (the
+/// uploader's when it names none, or one no longer registered).
+async fn record_reports(
+    conn: &mut PgConnection,
+    id: i64,
+    reports: &[StoredReport],
+) -> Result<(), RegistryError> {
+    sqlx::query("DELETE FROM upload_reports WHERE upload_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    let names: Vec<&str> = reports.iter().map(|r| r.name.as_str()).collect();
+    let kinds: Vec<&str> = reports.iter().map(|r| r.kind.code()).collect();
+    let orgs: Vec<Option<String>> = reports
+        .iter()
+        .map(|r| r.org.as_deref().map(normalise_org))
+        .collect();
+    let keys: Vec<&str> = reports.iter().map(|r| r.key.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO upload_reports (upload_id, name, kind, org_id, object_key)
+         SELECT $1, r.name, r.kind, coalesce(o.id, u.uploader_org_id), r.object_key
+         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])
+              AS r(name, kind, org_key, object_key)
+         JOIN uploads u ON u.id = $1
+         LEFT JOIN orgs o ON o.name_key = r.org_key",
+    )
+    .bind(id)
+    .bind(&names)
+    .bind(&kinds)
+    .bind(&orgs)
+    .bind(&keys)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -142,6 +220,8 @@ pub struct Registered {
     /// False when the same content was already submitted by the same uploader with the
     /// same template and is queued, running or done: it is the same upload.
     pub enqueue: bool,
+    /// True when this registered a new upload (not the same content again).
+    pub new: bool,
 }
 
 /// Where a submitted upload's object is.
@@ -179,6 +259,7 @@ pub async fn register(
         return Ok(Registered {
             upload_id,
             enqueue: true,
+            new: true,
         });
     }
     // Existing: try again only if it failed.
@@ -205,7 +286,11 @@ pub async fn register(
         .execute(&mut *conn)
         .await?;
     }
-    Ok(Registered { upload_id, enqueue })
+    Ok(Registered {
+        upload_id,
+        enqueue,
+        new: false,
+    })
 }
 
 /// An upload claimed by a worker for one attempt.
@@ -272,6 +357,25 @@ pub async fn mark_failed(pool: &PgPool, upload_id: i64, reason: &str) -> Result<
     Ok(())
 }
 
+/// Records where a running upload is: its stage and the rows read so far. Only while it
+/// runs: a finished upload keeps its outcome.
+pub async fn progress(
+    pool: &PgPool,
+    upload_id: i64,
+    stage: &str,
+    rows_done: u64,
+) -> Result<(), RegistryError> {
+    sqlx::query(
+        "UPDATE uploads SET stage = $2, rows_done = $3 WHERE id = $1 AND status = 'running'",
+    )
+    .bind(upload_id)
+    .bind(stage)
+    .bind(rows_done as i64)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// An upload as `roster status` prints it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UploadStatus {
@@ -290,6 +394,9 @@ pub struct UploadStatus {
     pub file_error: Option<serde_json::Value>,
     /// Why a failed upload failed.
     pub failure: Option<String>,
+    /// While it runs: the stage it is in and the rows read so far.
+    pub stage: Option<String>,
+    pub rows_done: Option<i64>,
 }
 
 type StatusRow = (
@@ -305,6 +412,8 @@ type StatusRow = (
     Option<Vec<String>>,
     Option<String>,
     Option<String>,
+    Option<String>,
+    Option<i64>,
 );
 
 /// The upload with this id, if any.
@@ -312,7 +421,7 @@ pub async fn status(pool: &PgPool, upload_id: i64) -> Result<Option<UploadStatus
     let row: Option<StatusRow> = sqlx::query_as(
         "SELECT status, template, attempts, rows_total, rows_valid, rows_with_errors,
              rows_with_warnings, timings::text, report_prefix, report_keys, file_error::text,
-             failure
+             failure, stage, rows_done
          FROM uploads WHERE id = $1",
     )
     .bind(upload_id)
@@ -333,5 +442,73 @@ pub async fn status(pool: &PgPool, upload_id: i64) -> Result<Option<UploadStatus
         report_keys: r.9.unwrap_or_default(),
         file_error: json(r.10),
         failure: r.11,
+        stage: r.12,
+        rows_done: r.13,
     }))
+}
+
+/// Uploads in the registry as operators count them: by status, how long finished jobs
+/// took, and how many rows were validated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UploadMetrics {
+    pub by_status: Vec<(String, i64)>,
+    /// `(status, jobs, seconds)` of finished uploads: the sum of their run times.
+    pub durations: Vec<(String, i64, f64)>,
+    pub rows_validated: i64,
+}
+
+impl UploadMetrics {
+    /// Prometheus' text format.
+    pub fn prometheus(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        out.push_str("# HELP roster_uploads Uploads in the registry by status.\n");
+        out.push_str("# TYPE roster_uploads gauge\n");
+        for (status, n) in &self.by_status {
+            let _ = writeln!(out, "roster_uploads{{status=\"{status}\"}} {n}");
+        }
+        out.push_str("# HELP roster_job_duration_seconds Run time of finished upload jobs.\n");
+        out.push_str("# TYPE roster_job_duration_seconds summary\n");
+        for (status, n, seconds) in &self.durations {
+            let _ = writeln!(
+                out,
+                "roster_job_duration_seconds_sum{{status=\"{status}\"}} {seconds}"
+            );
+            let _ = writeln!(
+                out,
+                "roster_job_duration_seconds_count{{status=\"{status}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP roster_rows_validated_total Rows of finished uploads.\n");
+        out.push_str("# TYPE roster_rows_validated_total counter\n");
+        let _ = writeln!(out, "roster_rows_validated_total {}", self.rows_validated);
+        out
+    }
+}
+
+/// [`UploadMetrics`] now: three aggregate queries over `uploads`.
+pub async fn metrics(pool: &PgPool) -> Result<UploadMetrics, RegistryError> {
+    let by_status = sqlx::query_as(
+        "SELECT s, count(u.id) FROM unnest(ARRAY['queued','running','succeeded','rejected','failed']) s
+         LEFT JOIN uploads u ON u.status = s GROUP BY s ORDER BY s",
+    )
+    .fetch_all(pool)
+    .await?;
+    let durations = sqlx::query_as(
+        "SELECT status, count(*),
+                coalesce(sum(extract(epoch FROM finished_at - started_at)), 0)::float8
+         FROM uploads WHERE finished_at IS NOT NULL AND started_at IS NOT NULL
+         GROUP BY status ORDER BY status",
+    )
+    .fetch_all(pool)
+    .await?;
+    let rows_validated =
+        sqlx::query_scalar("SELECT coalesce(sum(rows_total), 0)::int8 FROM uploads")
+            .fetch_one(pool)
+            .await?;
+    Ok(UploadMetrics {
+        by_status,
+        durations,
+        rows_validated,
+    })
 }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod s3;
 mod service;
 
 const AS_OF: &str = "2026-11-21";

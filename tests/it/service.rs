@@ -2,97 +2,27 @@
 //! a fresh database per test, and `roster submit` / `worker` / `status` / `reports` as
 //! child processes talking to both.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::s3::{BUCKET, S3};
 use super::{UPLOADER, root, roster, setup_db, url_of};
 
-const BUCKET: &str = "roster-test";
-
-/// An `s3s-fs` server on loopback, killed on drop.
-struct S3 {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
+/// A `roster` command configured for an S3 server and a database.
+trait RosterFor {
+    fn roster(&self, url: &str) -> Command;
 }
 
-fn s3s_fs() -> PathBuf {
-    if let Ok(p) = std::env::var("S3S_FS") {
-        return p.into();
-    }
-    let home = std::env::var("HOME").unwrap_or_default();
-    let cargo_bin = Path::new(&home).join(".cargo/bin/s3s-fs");
-    if cargo_bin.exists() {
-        cargo_bin
-    } else {
-        "s3s-fs".into()
-    }
-}
-
-impl S3 {
-    fn start() -> S3 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut s3 = S3 {
-            child: None,
-            port,
-            dir: tempfile::tempdir().unwrap(),
-        };
-        s3.resume();
-        s3
-    }
-
-    /// (Re)starts the server on the same port and folder.
-    fn resume(&mut self) {
-        let child = Command::new(s3s_fs())
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--access-key", "roster", "--secret-key", "roster-secret"])
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("s3s-fs is installed (scripts/test installs it)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "s3s-fs did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// A `roster` command configured for this server and a database.
+impl RosterFor for S3 {
     fn roster(&self, url: &str) -> Command {
         let mut c = roster();
         c.env("DATABASE_URL", url)
             .env("ROSTER_BUCKET", BUCKET)
-            .env(
-                "AWS_ENDPOINT_URL",
-                format!("http://127.0.0.1:{}", self.port),
-            )
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "roster")
-            .env("AWS_SECRET_ACCESS_KEY", "roster-secret")
+            .envs(self.env())
             .env_remove("AWS_PROFILE")
             .env_remove("AWS_SESSION_TOKEN");
         c
-    }
-}
-
-impl Drop for S3 {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 
