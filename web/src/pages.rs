@@ -432,6 +432,13 @@ async fn upload(
     }
 }
 
+struct CodeLine {
+    code: String,
+    message: &'static str,
+    severity: &'static str,
+    count: i64,
+}
+
 struct ReportLine {
     name: String,
     href: String,
@@ -444,6 +451,8 @@ struct ReportLine {
 struct DetailPage {
     nav: Option<Nav>,
     u: api::UploadView,
+    template: &'static str,
+    codes: Vec<CodeLine>,
     status: &'static str,
     progress: Option<String>,
     file_error: Option<String>,
@@ -474,8 +483,24 @@ async fn detail(State(state): State<AppState>, p: Page, Path(id): Path<i64>) -> 
         .and_then(|f| f.get("message"))
         .and_then(|m| m.as_str())
         .map(str::to_string);
+    let codes = u
+        .counts_by_code
+        .iter()
+        .map(|c| CodeLine {
+            message: schemas::ErrorCode::from_code(&c.code).map_or("", |e| e.message()),
+            severity: if c.severity == "error" {
+                "错误"
+            } else {
+                "提示"
+            },
+            code: c.code.clone(),
+            count: c.count,
+        })
+        .collect();
     html(DetailPage {
         nav: p.nav(),
+        template: template_label(&u.template),
+        codes,
         status: status_label(&u.status),
         progress: progress_label(&u.status, u.stage.as_deref(), u.rows_done),
         running: matches!(u.status.as_str(), "queued" | "running"),

@@ -103,8 +103,8 @@ impl Env {
         }
     }
 
-    /// Runs workers until every upload is finished (or `within` runs out).
-    pub fn process_uploads(&self, within: Duration) {
+    /// Workers in the background until the guard drops.
+    pub fn start_worker(&self) -> WorkerGuard<'_> {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let options = jobs::WorkerOptions {
             liveness: jobs::queue::Liveness {
@@ -114,7 +114,7 @@ impl Env {
             name: format!("test-{}", &registry::accounts::new_secret()[..8]),
             ..jobs::WorkerOptions::default()
         };
-        let worker = self.rt.spawn(jobs::run(
+        let run = jobs::run(
             self.pool.clone(),
             self.storage.clone(),
             options,
@@ -122,7 +122,20 @@ impl Env {
                 let _ = stopped.await;
                 Ok(())
             },
-        ));
+        );
+        let task = self.rt.spawn(async move {
+            run.await.expect("the workers run");
+        });
+        WorkerGuard {
+            env: self,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Runs workers until every upload is finished (or `within` runs out).
+    pub fn process_uploads(&self, within: Duration) {
+        let _worker = self.start_worker();
         let deadline = Instant::now() + within;
         loop {
             let open: i64 = self
@@ -140,8 +153,6 @@ impl Env {
             assert!(Instant::now() < deadline, "{open} uploads still open");
             std::thread::sleep(Duration::from_millis(200));
         }
-        let _ = stop.send(());
-        let _ = self.rt.block_on(worker);
     }
 
     /// Creates an admin of `org` with this password (no change forced), and returns the
@@ -268,6 +279,24 @@ impl Drop for Env {
                 .await;
             }
         });
+    }
+}
+
+/// Workers running in the background; stopped (jobs in flight finished) on drop.
+pub struct WorkerGuard<'a> {
+    env: &'a Env,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for WorkerGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = self.env.rt.block_on(task);
+        }
     }
 }
 

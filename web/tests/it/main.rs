@@ -7,5 +7,7 @@
 mod s3;
 
 mod access;
+mod browser;
+mod e2e;
 mod harness;
 mod security;
