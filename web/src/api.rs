@@ -3,7 +3,7 @@
 //! handler (utoipa-axum), so the routes and the document cannot drift apart.
 
 use axum::Json;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{AnyViewer, Client, SESSION_COOKIE, Viewer, audit, authorize, set_cookie};
 use crate::error::ErrorBody;
+use crate::extract::{Json as JsonBody, Multipart, Path, Query};
 use crate::{ApiError, AppState};
 
 #[derive(OpenApi)]
@@ -113,11 +114,11 @@ pub fn session_cookie(
 }
 
 #[utoipa::path(post, path = "/api/v1/login", request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody)))]
+    responses((status = 400, body = ErrorBody), (status = 200, body = LoginResponse), (status = 401, body = ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
     client: Client,
-    Json(req): Json<LoginRequest>,
+    JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let (token, admin) = log_in(&state, &client, &req.id_number, &req.password).await?;
     let cookie = session_cookie(&state, &token);
@@ -132,7 +133,7 @@ async fn login(
 }
 
 #[utoipa::path(post, path = "/api/v1/logout", security(("bearer" = [])),
-    responses((status = 204), (status = 401, body = ErrorBody)))]
+    responses((status = 400, body = ErrorBody), (status = 204), (status = 401, body = ErrorBody)))]
 async fn logout(
     State(state): State<AppState>,
     AnyViewer(v): AnyViewer,
@@ -159,7 +160,7 @@ async fn password(
     State(state): State<AppState>,
     AnyViewer(v): AnyViewer,
     client: Client,
-    Json(req): Json<PasswordRequest>,
+    JsonBody(req): JsonBody<PasswordRequest>,
 ) -> Result<Json<Done>, ApiError> {
     registry::accounts::change_password(&state.pool, v.admin.id, &req.old, &req.new, &v.token)
         .await?;
@@ -218,7 +219,7 @@ pub async fn register_admin(
 async fn register(
     State(state): State<AppState>,
     client: Client,
-    Json(req): Json<RegisterRequest>,
+    JsonBody(req): JsonBody<RegisterRequest>,
 ) -> Result<(StatusCode, Json<Registered>), ApiError> {
     register_admin(&state, &client, &req).await?;
     Ok((
@@ -238,7 +239,7 @@ pub struct Me {
 }
 
 #[utoipa::path(get, path = "/api/v1/me", security(("bearer" = [])),
-    responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+    responses((status = 400, body = ErrorBody), (status = 200, body = Me), (status = 401, body = ErrorBody)))]
 async fn me(AnyViewer(v): AnyViewer) -> Json<Me> {
     Json(Me {
         name: v.admin.name,
@@ -274,7 +275,7 @@ async fn create_upload(
     v: Viewer,
     client: Client,
     headers: HeaderMap,
-    multipart: Multipart,
+    Multipart(multipart): Multipart,
 ) -> Result<(StatusCode, Json<UploadId>), ApiError> {
     let r = crate::uploads::receive(&state, &v, &headers, multipart, None).await?;
     audit(
@@ -339,7 +340,7 @@ impl From<registry::access::UploadRow> for UploadItem {
 }
 
 #[utoipa::path(get, path = "/api/v1/uploads", params(ListQuery), security(("bearer" = [])),
-    responses((status = 200, body = Vec<UploadItem>), (status = 401, body = ErrorBody)))]
+    responses((status = 400, body = ErrorBody), (status = 200, body = Vec<UploadItem>), (status = 401, body = ErrorBody)))]
 async fn list_uploads(
     State(state): State<AppState>,
     v: Viewer,
@@ -418,7 +419,7 @@ pub async fn upload_view(state: &AppState, v: &Viewer, id: i64) -> Result<Upload
 }
 
 #[utoipa::path(get, path = "/api/v1/uploads/{id}", params(("id" = i64, Path)), security(("bearer" = [])),
-    responses((status = 200, body = UploadView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 400, body = ErrorBody), (status = 200, body = UploadView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn upload(
     State(state): State<AppState>,
     v: Viewer,
@@ -454,7 +455,7 @@ pub async fn visible_reports(
 }
 
 #[utoipa::path(get, path = "/api/v1/uploads/{id}/reports", params(("id" = i64, Path)), security(("bearer" = [])),
-    responses((status = 200, body = Vec<ReportItem>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 400, body = ErrorBody), (status = 200, body = Vec<ReportItem>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn reports(
     State(state): State<AppState>,
     v: Viewer,
@@ -465,7 +466,7 @@ async fn reports(
 
 #[utoipa::path(get, path = "/api/v1/uploads/{id}/reports/{name}",
     params(("id" = i64, Path), ("name" = String, Path)), security(("bearer" = [])),
-    responses((status = 302, description = "a presigned link, valid at most 5 minutes"),
+    responses((status = 400, body = ErrorBody), (status = 302, description = "a presigned link, valid at most 5 minutes"),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn report(
     State(state): State<AppState>,
@@ -562,7 +563,7 @@ pub async fn stats_of(
 }
 
 #[utoipa::path(get, path = "/api/v1/stats", params(StatsQuery), security(("bearer" = [])),
-    responses((status = 200, body = Stats), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 400, body = ErrorBody), (status = 200, body = Stats), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn stats(
     State(state): State<AppState>,
     v: Viewer,
@@ -580,7 +581,7 @@ pub struct ChildCode {
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/codes", security(("bearer" = [])),
-    responses((status = 200, body = Vec<ChildCode>), (status = 401, body = ErrorBody)))]
+    responses((status = 400, body = ErrorBody), (status = 200, body = Vec<ChildCode>), (status = 401, body = ErrorBody)))]
 async fn codes(State(state): State<AppState>, v: Viewer) -> Result<Json<Vec<ChildCode>>, ApiError> {
     let rows = registry::accounts::child_codes(&state.pool, v.admin.org_id).await?;
     Ok(Json(
@@ -637,19 +638,19 @@ pub async fn regenerate(
 }
 
 #[utoipa::path(post, path = "/api/v1/orgs/codes/regenerate", request_body = RegenerateRequest, security(("bearer" = [])),
-    responses((status = 200, body = ChildCode), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 400, body = ErrorBody), (status = 200, body = ChildCode), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn regenerate_code(
     State(state): State<AppState>,
     v: Viewer,
     client: Client,
-    Json(req): Json<RegenerateRequest>,
+    JsonBody(req): JsonBody<RegenerateRequest>,
 ) -> Result<Json<ChildCode>, ApiError> {
     Ok(Json(regenerate(&state, &v, &req.org, &client).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/templates/{file}",
     params(("file" = String, Path, description = "members.xlsx or cadres.xlsx")),
-    responses((status = 200, content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    responses((status = 400, body = ErrorBody), (status = 200, content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
               (status = 404, body = ErrorBody)))]
 async fn template(Path(file): Path<String>) -> Result<Response, ApiError> {
     let kind = match file.as_str() {

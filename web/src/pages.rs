@@ -16,6 +16,28 @@ use crate::api::{self, RegisterRequest, percent};
 use crate::auth::{AnyViewer, Client, CsrfToken, SESSION_COOKIE, Viewer, set_cookie};
 use crate::{ApiError, AppState};
 
+/// Every page route as `(method, path)`: the access tests check each is in their table.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("POST", "/logout"),
+    ("GET", "/password"),
+    ("POST", "/password"),
+    ("GET", "/"),
+    ("GET", "/upload"),
+    ("POST", "/upload"),
+    ("GET", "/uploads/{id}"),
+    ("GET", "/stats"),
+    ("GET", "/stats/export"),
+    ("GET", "/codes"),
+    ("POST", "/codes/regenerate"),
+    ("GET", "/register"),
+    ("POST", "/register"),
+    ("GET", "/static/app.css"),
+    ("GET", "/static/app.js"),
+];
+
+/// The routes of [`ROUTES`].
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/login", get(login_page).post(login))

@@ -229,7 +229,8 @@ fn world() -> World {
     for (i, (p, org)) in POSITIONS.iter().enumerate() {
         if *p == Anonymous {
             bearer.push((*p, None));
-            cookie.push((*p, None));
+            // A browser that has been to a page (its CSRF cookie) but is not signed in.
+            cookie.push((*p, Some(Auth::cookie("not-a-session"))));
             continue;
         }
         let id = env.admin(org, 100 + i as u32, PASSWORD, false);
@@ -487,6 +488,71 @@ fn every_route_answers_every_viewer_position_as_the_access_rules_say() {
             ..post(Api, "/api/v1/logout", Body::None, Who::SignedIn, 204)
         },
     ]);
+    table.extend([
+        post(
+            Page,
+            "/login",
+            Body::Form(vec![
+                ("id_number", "110101199001010010".into()),
+                ("password", "x1234567".into()),
+            ]),
+            Who::Public,
+            401,
+        ),
+        post(
+            Page,
+            "/register",
+            Body::Form(vec![
+                ("org", BRANCH_WITH.into()),
+                ("code", "AAAAAAAA".into()),
+                ("name", "某某".into()),
+                ("id_number", "110101199001010010".into()),
+                ("phone", "13800138000".into()),
+                ("password", "Roster2026x".into()),
+                ("confirm", "Roster2026x".into()),
+            ]),
+            Who::Public,
+            400,
+        ),
+    ]);
+    // The table covers every route: each API path of the OpenAPI document (which is
+    // built from the routes themselves) and each page route.
+    let doc = env.get("/api/v1/openapi.json", None).json();
+    let mut routes: Vec<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.to_uppercase(), path.clone()))
+        })
+        .collect();
+    routes.extend(
+        web::pages::ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string())),
+    );
+    routes.extend(
+        ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"]
+            .map(|p| ("GET".to_string(), p.to_string())),
+    );
+    let matches = |template: &str, path: &str| {
+        let path = path.split('?').next().unwrap();
+        let (t, p): (Vec<&str>, Vec<&str>) =
+            (template.split('/').collect(), path.split('/').collect());
+        t.len() == p.len() && t.iter().zip(&p).all(|(a, b)| a.starts_with('{') || a == b)
+    };
+    for (method, template) in &routes {
+        assert!(
+            table
+                .iter()
+                .any(|r| r.method() == method && matches(template, &r.path)),
+            "{method} {template} is not in the access table"
+        );
+    }
+    assert!(routes.len() >= 30, "{routes:?}");
     let mut failures = Vec::new();
     let mut checked = 0;
     let mut uploads = 0;
