@@ -63,6 +63,9 @@ pub struct WorkerArgs {
     /// `off` leaves them to other workers. One snapshot a night however many run.
     #[arg(long, env = "ROSTER_STATS_SCHEDULE", default_value = jobs::cron::DEFAULT_SCHEDULE)]
     stats_schedule: String,
+    /// Serve /metrics (Prometheus), /healthz and /readyz on this address.
+    #[arg(long, env = "ROSTER_METRICS")]
+    metrics: Option<String>,
     #[command(flatten)]
     service: ServiceArgs,
 }
@@ -142,6 +145,17 @@ pub fn worker(args: WorkerArgs) -> Result<ExitCode> {
             },
             ..jobs::WorkerOptions::default()
         };
+        if let Some(addr) = &args.metrics {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr}"))?;
+            let (pool, storage) = (pool.clone(), storage.clone());
+            tokio::spawn(async move {
+                if let Err(e) = web::metrics::serve_worker(listener, pool, storage).await {
+                    tracing::error!(error = %e, "metrics endpoint stopped");
+                }
+            });
+        }
         jobs::run(pool, storage, options, shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
     })

@@ -204,6 +204,49 @@ async fn submit_worker_status_and_report_links_end_to_end(pool: sqlx::PgPool) {
 }
 
 #[sqlx::test(migrations = false)]
+async fn a_worker_serves_its_metrics_health_and_readiness(pool: sqlx::PgPool) {
+    let url = url_of(&pool);
+    setup_db(&url).await;
+    let s3 = S3::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let file = sample(dir.path(), "m.xlsx", 30, 5, None);
+    let (id, _) = submit(&s3, &url, &file);
+    let _worker = Worker::start(&s3, &url, &[("ROSTER_METRICS", &addr)]);
+    assert_eq!(
+        wait_final(&s3, &url, id, Duration::from_secs(120))["status"],
+        "succeeded"
+    );
+    let get = |path: &str| {
+        ureq::get(format!("http://{addr}{path}"))
+            .call()
+            .unwrap()
+            .into_body()
+            .read_to_string()
+            .unwrap()
+    };
+    assert_eq!(get("/healthz"), "ok");
+    assert!(get("/readyz").contains("database: ok"));
+    let metrics = get("/metrics");
+    for line in [
+        "roster_uploads{status=\"succeeded\"} 1",
+        "roster_uploads{status=\"failed\"} 0",
+        "roster_job_duration_seconds_count{status=\"succeeded\"} 1",
+        "roster_rows_validated_total 30",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in\n{metrics}"
+        );
+    }
+}
+
+#[sqlx::test(migrations = false)]
 async fn three_worker_processes_process_twenty_uploads_exactly_once(pool: sqlx::PgPool) {
     let url = url_of(&pool);
     setup_db(&url).await;

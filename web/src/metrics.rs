@@ -74,8 +74,12 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    let db = registry::ping(&state.pool).await.is_ok();
-    let storage = state.storage.ready().await.is_ok();
+    ready(&state.pool, &state.storage).await
+}
+
+async fn ready(pool: &sqlx::PgPool, storage: &jobs::Storage) -> Response {
+    let db = registry::ping(pool).await.is_ok();
+    let storage = storage.ready().await.is_ok();
     let body = format!(
         "database: {}\nstorage: {}\n",
         if db { "ok" } else { "unavailable" },
@@ -123,7 +127,12 @@ async fn metrics(State(state): State<AppState>) -> Response {
             s.count
         );
     }
-    match registry::uploads::metrics(&state.pool).await {
+    prometheus(&state.pool, out).await
+}
+
+/// `out` followed by the registry's upload metrics, as a Prometheus text response.
+async fn prometheus(pool: &sqlx::PgPool, mut out: String) -> Response {
+    match registry::uploads::metrics(pool).await {
         Ok(m) => out.push_str(&m.prometheus()),
         Err(e) => tracing::warn!(error = %e, "upload metrics unavailable"),
     }
@@ -135,4 +144,27 @@ async fn metrics(State(state): State<AppState>) -> Response {
         out,
     )
         .into_response()
+}
+
+/// The operators' endpoints of a worker process (`roster worker --metrics ADDR`):
+/// `/healthz`, `/readyz` and `/metrics` with the registry's upload metrics (uploads by
+/// status, job durations, rows validated), the same as the service's.
+pub async fn serve_worker(
+    listener: tokio::net::TcpListener,
+    pool: sqlx::PgPool,
+    storage: jobs::Storage,
+) -> std::io::Result<()> {
+    type Shared = State<(sqlx::PgPool, jobs::Storage)>;
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(async |State((pool, storage)): Shared| ready(&pool, &storage).await),
+        )
+        .route(
+            "/metrics",
+            get(async |State((pool, _)): Shared| prometheus(&pool, String::new()).await),
+        )
+        .with_state((pool, storage));
+    axum::serve(listener, app).await
 }

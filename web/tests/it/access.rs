@@ -715,6 +715,24 @@ fn each_viewer_lists_exactly_the_uploads_and_reports_the_rules_give_them() {
             );
         }
     }
+    // Operators see the upload and the requests in the metrics.
+    let metrics = env.get("/metrics", None).text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "roster_uploads{status=\"succeeded\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "roster_rows_validated_total 8"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("roster_http_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/uploads/{id}/reports\",status=\"200\"}"),
+        "{metrics}"
+    );
     // A branch admin's download is a presigned link that works, and holds their rows only.
     let branch = w
         .bearer
