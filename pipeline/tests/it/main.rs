@@ -1,6 +1,7 @@
 //! Integration tests of the pipeline: one binary, table-driven, real xlsx bytes.
 
 mod ages;
+mod blank;
 mod dev_number;
 mod fields;
 mod helpers;
