@@ -86,6 +86,7 @@ fn org_grant((id, full_name): (i64, String)) -> Grant {
 
 /// An upload as a list shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadRow {
     pub id: i64,
     pub uploader: String,
@@ -134,9 +135,12 @@ pub async fn visible_uploads(
 
 /// One report an admin may download.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportRow {
     pub name: String,
+    /// The organisation it belongs to.
     pub org: String,
+    /// `summary`, `summary_json`, `escalations` or `organisation`.
     pub kind: String,
 }
 

@@ -361,6 +361,7 @@ pub async fn change_password(
 
 /// A direct child of the viewer's organisation and its registration code.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChildCode {
     pub org: String,
     pub category: String,

@@ -240,7 +240,8 @@ pub async fn run(
 }
 
 /// One row of the export.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExportRow {
     pub full_name: String,
     pub category: String,

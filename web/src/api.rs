@@ -6,8 +6,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, NaiveDate, Utc};
-use registry::access::{Grant, Resource};
+use chrono::NaiveDate;
+use registry::access::{Grant, ReportRow, Resource, UploadRow};
+use registry::accounts::ChildCode;
+use registry::stats::ExportRow;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
@@ -303,49 +305,13 @@ pub struct ListQuery {
     pub status: Option<String>,
 }
 
-/// An upload in a list.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct UploadItem {
-    pub id: i64,
-    pub uploader: String,
-    pub template: String,
-    pub status: String,
-    pub stage: Option<String>,
-    pub rows_done: Option<i64>,
-    pub rows_total: Option<i32>,
-    pub rows_valid: Option<i32>,
-    pub rows_with_errors: Option<i32>,
-    pub rows_with_warnings: Option<i32>,
-    pub created_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
-impl From<registry::access::UploadRow> for UploadItem {
-    fn from(r: registry::access::UploadRow) -> Self {
-        UploadItem {
-            id: r.id,
-            uploader: r.uploader,
-            template: r.template,
-            status: r.status,
-            stage: r.stage,
-            rows_done: r.rows_done,
-            rows_total: r.rows_total,
-            rows_valid: r.rows_valid,
-            rows_with_errors: r.rows_with_errors,
-            rows_with_warnings: r.rows_with_warnings,
-            created_at: r.created_at,
-            finished_at: r.finished_at,
-        }
-    }
-}
-
 #[utoipa::path(get, path = "/api/v1/uploads", params(ListQuery), security(("bearer" = [])),
-    responses((status = 400, body = ErrorBody), (status = 200, body = Vec<UploadItem>), (status = 401, body = ErrorBody)))]
+    responses((status = 400, body = ErrorBody), (status = 200, body = Vec<UploadRow>), (status = 401, body = ErrorBody)))]
 async fn list_uploads(
     State(state): State<AppState>,
     v: Viewer,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Vec<UploadItem>>, ApiError> {
+) -> Result<Json<Vec<UploadRow>>, ApiError> {
     let rows = registry::access::visible_uploads(
         &state.pool,
         v.admin.org_id,
@@ -353,7 +319,7 @@ async fn list_uploads(
         q.status.as_deref(),
     )
     .await?;
-    Ok(Json(rows.into_iter().map(UploadItem::from).collect()))
+    Ok(Json(rows))
 }
 
 /// An upload's status (what `roster status` prints, but for the report list, which is
@@ -428,39 +394,23 @@ async fn upload(
     Ok(Json(upload_view(&state, &v, id).await?))
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ReportItem {
-    pub name: String,
-    pub org: String,
-    /// `summary`, `summary_json`, `escalations` or `organisation`.
-    pub kind: String,
-}
-
 /// The reports of an upload the viewer may download.
 pub async fn visible_reports(
     state: &AppState,
     v: &Viewer,
     id: i64,
-) -> Result<Vec<ReportItem>, ApiError> {
+) -> Result<Vec<ReportRow>, ApiError> {
     authorize(state, v, Resource::Upload(id)).await?;
-    let rows = registry::access::visible_reports(&state.pool, v.admin.org_id, id).await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| ReportItem {
-            name: r.name,
-            org: r.org,
-            kind: r.kind,
-        })
-        .collect())
+    Ok(registry::access::visible_reports(&state.pool, v.admin.org_id, id).await?)
 }
 
 #[utoipa::path(get, path = "/api/v1/uploads/{id}/reports", params(("id" = i64, Path)), security(("bearer" = [])),
-    responses((status = 400, body = ErrorBody), (status = 200, body = Vec<ReportItem>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 400, body = ErrorBody), (status = 200, body = Vec<ReportRow>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn reports(
     State(state): State<AppState>,
     v: Viewer,
     Path(id): Path<i64>,
-) -> Result<Json<Vec<ReportItem>>, ApiError> {
+) -> Result<Json<Vec<ReportRow>>, ApiError> {
     Ok(Json(visible_reports(&state, &v, id).await?))
 }
 
@@ -510,22 +460,10 @@ pub struct StatsQuery {
     pub date: Option<NaiveDate>,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct StatsRow {
-    pub full_name: String,
-    pub category: String,
-    pub parent: Option<String>,
-    pub complete: bool,
-    pub people_complete: i32,
-    pub people_total: i32,
-    pub sub_orgs_complete: i32,
-    pub sub_orgs_total: i32,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Stats {
     pub date: NaiveDate,
-    pub rows: Vec<StatsRow>,
+    pub rows: Vec<ExportRow>,
 }
 
 /// The statistics rows of an organisation below the viewer and everything below it.
@@ -541,22 +479,7 @@ pub async fn stats_of(
     };
     use registry::stats::ExportError;
     match registry::stats::export_rows(&state.pool, &full_name, date).await {
-        Ok((date, rows)) => Ok(Stats {
-            date,
-            rows: rows
-                .into_iter()
-                .map(|r| StatsRow {
-                    full_name: r.full_name,
-                    category: r.category,
-                    parent: r.parent,
-                    complete: r.complete,
-                    people_complete: r.people_complete,
-                    people_total: r.people_total,
-                    sub_orgs_complete: r.sub_orgs_complete,
-                    sub_orgs_total: r.sub_orgs_total,
-                })
-                .collect(),
-        }),
+        Ok((date, rows)) => Ok(Stats { date, rows }),
         Err(ExportError::NoSnapshot | ExportError::UnknownOrg(_)) => Err(ApiError::NotFound),
         Err(e) => Err(ApiError::internal(e)),
     }
@@ -572,27 +495,11 @@ async fn stats(
     Ok(Json(stats_of(&state, &v, q.org.as_deref(), q.date).await?))
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ChildCode {
-    pub org: String,
-    pub category: String,
-    pub code: String,
-    pub admins: i64,
-}
-
 #[utoipa::path(get, path = "/api/v1/orgs/codes", security(("bearer" = [])),
     responses((status = 400, body = ErrorBody), (status = 200, body = Vec<ChildCode>), (status = 401, body = ErrorBody)))]
 async fn codes(State(state): State<AppState>, v: Viewer) -> Result<Json<Vec<ChildCode>>, ApiError> {
-    let rows = registry::accounts::child_codes(&state.pool, v.admin.org_id).await?;
     Ok(Json(
-        rows.into_iter()
-            .map(|c| ChildCode {
-                org: c.org,
-                category: c.category,
-                code: c.code,
-                admins: c.admins,
-            })
-            .collect(),
+        registry::accounts::child_codes(&state.pool, v.admin.org_id).await?,
     ))
 }
 

@@ -601,20 +601,7 @@ async fn export(
     let s = api::stats_of(&state, &p.viewer, q.org.as_deref(), q.date).await?;
     let csv = q.format.as_deref() == Some("csv");
     let org = q.org.unwrap_or(p.viewer.admin.org_name.clone());
-    let rows: Vec<registry::stats::ExportRow> = s
-        .rows
-        .into_iter()
-        .map(|r| registry::stats::ExportRow {
-            full_name: r.full_name,
-            category: r.category,
-            parent: r.parent,
-            complete: r.complete,
-            people_complete: r.people_complete,
-            people_total: r.people_total,
-            sub_orgs_complete: r.sub_orgs_complete,
-            sub_orgs_total: r.sub_orgs_total,
-        })
-        .collect();
+    let rows = s.rows;
     let ext = if csv { "csv" } else { "xlsx" };
     let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
         let dir = tempfile::tempdir()?;

@@ -372,7 +372,7 @@ fn with_auth<B>(req: ureq::RequestBuilder<B>, auth: Option<&Auth>) -> ureq::Requ
 }
 
 fn reply(res: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
-    let res = res.unwrap();
+    let res = res.unwrap_or_else(|e| panic!("request failed: {e}"));
     let status = res.status().as_u16();
     let headers = res
         .headers()
