@@ -446,3 +446,57 @@ async fn org_files_may_name_registered_parents(pool: PgPool) {
         assert_eq!(problems, vec![problem.to_string()]);
     }
 }
+
+#[sqlx::test(migrator = "registry::MIGRATOR")]
+async fn progress_is_recorded_while_an_upload_runs_and_only_then(pool: PgPool) {
+    use registry::uploads::{Claim, Submission, claim, progress, register, status};
+    import_orgs(&pool, &tree()).await.unwrap();
+    let uploader = org_id(&pool, GUANGDONG).await;
+    let mut conn = pool.acquire().await.unwrap();
+    let r = register(
+        &mut conn,
+        Submission {
+            uploader_id: uploader,
+            template: schemas::TemplateKind::Members,
+            sha256: "abc",
+            bucket: "b",
+            key: "k",
+        },
+    )
+    .await
+    .unwrap();
+    assert!(r.new && r.enqueue);
+    // Queued: nothing to show yet, and a stray progress write changes nothing.
+    progress(&pool, r.upload_id, "validate", 10).await.unwrap();
+    let s = status(&pool, r.upload_id).await.unwrap().unwrap();
+    assert_eq!((s.stage, s.rows_done), (None, None));
+    assert!(matches!(
+        claim(&pool, r.upload_id).await.unwrap(),
+        Claim::Claimed(_)
+    ));
+    progress(&pool, r.upload_id, "validate", 12_345)
+        .await
+        .unwrap();
+    let s = status(&pool, r.upload_id).await.unwrap().unwrap();
+    assert_eq!(
+        (s.stage.as_deref(), s.rows_done),
+        (Some("validate"), Some(12_345))
+    );
+    // Registering the same content again is the same upload.
+    let again = register(
+        &mut conn,
+        Submission {
+            uploader_id: uploader,
+            template: schemas::TemplateKind::Members,
+            sha256: "abc",
+            bucket: "b",
+            key: "k",
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (again.upload_id, again.new, again.enqueue),
+        (r.upload_id, false, false)
+    );
+}
