@@ -269,6 +269,11 @@ pub async fn login(pool: &PgPool, id_number: &str, password: &str) -> Result<Log
         .bind(admin_id)
         .execute(pool)
         .await?;
+    // The account's expired sessions go as it opens a new one.
+    sqlx::query("DELETE FROM sessions WHERE admin_id = $1 AND expires_at <= now()")
+        .bind(admin_id)
+        .execute(pool)
+        .await?;
     let token = new_secret();
     sqlx::query(
         "INSERT INTO sessions (token_sha256, admin_id, expires_at)

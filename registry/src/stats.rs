@@ -287,12 +287,32 @@ impl From<sqlx::Error> for ExportError {
     }
 }
 
+/// How far below an organisation its statistics rows go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// The organisation and every one below it (exports).
+    Subtree,
+    /// The organisation and its direct children (a page to drill down from).
+    Children,
+}
+
 /// An organisation and every one below it, from the snapshot of `date` (default: the
 /// latest), in tree order.
 pub async fn export_rows(
     pool: &PgPool,
     org: &str,
     date: Option<NaiveDate>,
+) -> Result<(NaiveDate, Vec<ExportRow>), ExportError> {
+    rows_below(pool, org, date, Reach::Subtree).await
+}
+
+/// An organisation's statistics rows and those below it as far as `reach`, from the
+/// snapshot of `date` (default: the latest), in tree order.
+pub async fn rows_below(
+    pool: &PgPool,
+    org: &str,
+    date: Option<NaiveDate>,
+    reach: Reach,
 ) -> Result<(NaiveDate, Vec<ExportRow>), ExportError> {
     let org_id: i64 = sqlx::query_scalar("SELECT id FROM orgs WHERE name_key = $1")
         .bind(pipeline::text::normalise_org(org))
@@ -314,11 +334,12 @@ pub async fn export_rows(
          FROM orgs o
          JOIN org_stats s ON s.org_id = o.id AND s.snapshot_date = $2
          LEFT JOIN orgs p ON p.id = s.parent_id
-         WHERE $1 = ANY(o.path)
+         WHERE $1 = ANY(o.path) AND ($3 OR o.id = $1 OR o.parent_id = $1)
          ORDER BY o.path",
     )
     .bind(org_id)
     .bind(date)
+    .bind(reach == Reach::Subtree)
     .fetch_all(pool)
     .await?;
     if rows.is_empty() {

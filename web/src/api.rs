@@ -466,19 +466,21 @@ pub struct Stats {
     pub rows: Vec<ExportRow>,
 }
 
-/// The statistics rows of an organisation below the viewer and everything below it.
+/// The statistics rows of an organisation below the viewer and those below it, as far
+/// as `reach`.
 pub async fn stats_of(
     state: &AppState,
     v: &Viewer,
     org: Option<&str>,
     date: Option<NaiveDate>,
+    reach: registry::stats::Reach,
 ) -> Result<Stats, ApiError> {
     let org = org.unwrap_or(&v.admin.org_name);
     let Grant::Org { full_name, .. } = authorize(state, v, Resource::Org(org)).await? else {
         return Err(ApiError::NotFound);
     };
     use registry::stats::ExportError;
-    match registry::stats::export_rows(&state.pool, &full_name, date).await {
+    match registry::stats::rows_below(&state.pool, &full_name, date, reach).await {
         Ok((date, rows)) => Ok(Stats { date, rows }),
         Err(ExportError::NoSnapshot | ExportError::UnknownOrg(_)) => Err(ApiError::NotFound),
         Err(e) => Err(ApiError::internal(e)),
@@ -492,7 +494,10 @@ async fn stats(
     v: Viewer,
     Query(q): Query<StatsQuery>,
 ) -> Result<Json<Stats>, ApiError> {
-    Ok(Json(stats_of(&state, &v, q.org.as_deref(), q.date).await?))
+    let all = registry::stats::Reach::Subtree;
+    Ok(Json(
+        stats_of(&state, &v, q.org.as_deref(), q.date, all).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/codes", security(("bearer" = [])),

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use crate::api::{self, RegisterRequest, percent};
 use crate::auth::{AnyViewer, Client, CsrfToken, SESSION_COOKIE, Viewer, set_cookie};
 use crate::{ApiError, AppState};
+use registry::stats::Reach;
 
 /// Every page route as `(method, path)`: the access tests check each is in their table.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -563,12 +564,13 @@ struct StatsPage {
 
 async fn stats(State(state): State<AppState>, p: Page, Query(q): Query<StatsParams>) -> PageResult {
     let org = q.org.clone().unwrap_or(p.viewer.admin.org_name.clone());
-    let (date, rows) = match api::stats_of(&state, &p.viewer, Some(&org), q.date).await {
-        Ok(s) => (Some(s.date), s.rows),
-        // The viewer's own organisation before the first night: no snapshot yet.
-        Err(ApiError::NotFound) if q.org.is_none() && q.date.is_none() => (None, Vec::new()),
-        Err(e) => return Err(e.into()),
-    };
+    let (date, rows) =
+        match api::stats_of(&state, &p.viewer, Some(&org), q.date, Reach::Children).await {
+            Ok(s) => (Some(s.date), s.rows),
+            // The viewer's own organisation before the first night: no snapshot yet.
+            Err(ApiError::NotFound) if q.org.is_none() && q.date.is_none() => (None, Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
     let rows = rows
         .into_iter()
         .map(|r| StatsLine {
@@ -598,7 +600,7 @@ async fn export(
     client: Client,
     Query(q): Query<StatsParams>,
 ) -> PageResult {
-    let s = api::stats_of(&state, &p.viewer, q.org.as_deref(), q.date).await?;
+    let s = api::stats_of(&state, &p.viewer, q.org.as_deref(), q.date, Reach::Subtree).await?;
     let csv = q.format.as_deref() == Some("csv");
     let org = q.org.unwrap_or(p.viewer.admin.org_name.clone());
     let rows = s.rows;

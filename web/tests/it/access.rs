@@ -715,6 +715,18 @@ fn each_viewer_lists_exactly_the_uploads_and_reports_the_rules_give_them() {
             );
         }
     }
+    // 完成情况 drills down a level at a time; the API and the export give the subtree.
+    let gp = w
+        .cookie
+        .iter()
+        .find(|(p, _)| *p == Grandparent)
+        .unwrap()
+        .1
+        .clone();
+    let page = env.get("/stats", gp.as_ref()).text();
+    assert!(page.contains(PARENT) && !page.contains(UPLOADER), "{page}");
+    let api = env.get("/api/v1/stats", gp.as_ref()).text();
+    assert!(api.contains(PARENT) && api.contains(UPLOADER) && api.contains(BRANCH_WITH));
     // Operators see the upload and the requests in the metrics.
     let metrics = env.get("/metrics", None).text();
     assert!(
