@@ -98,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         )))
         .merge(metrics::router())
         .layer(upload_limit)
+        .layer(axum::middleware::from_fn(security::reject_nul))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

@@ -573,3 +573,46 @@ fn registration_takes_the_code_its_parent_sees_and_at_most_two_admins() {
     );
     assert_eq!(steal.status, 404);
 }
+
+#[test]
+fn text_with_nul_is_a_bad_request_wherever_it_comes() {
+    let env = Env::start();
+    let id = env.admin(SCHOOL, 1, PASSWORD, false);
+    let auth = Auth::Bearer(env.login(&id, PASSWORD));
+    let nul = serde_json::json!({"org": "a\u{0}b"});
+    for (what, r) in [
+        ("query", env.get("/api/v1/stats?org=%00%5E", Some(&auth))),
+        (
+            "path",
+            env.get("/api/v1/uploads/1/reports/a%00.xlsx", Some(&auth)),
+        ),
+        (
+            "json",
+            env.post_json("/api/v1/orgs/codes/regenerate", Some(&auth), &nul),
+        ),
+        (
+            "login",
+            env.post_json(
+                "/api/v1/login",
+                None,
+                &serde_json::json!({"id_number": "\u{0}", "password": "x"}),
+            ),
+        ),
+        (
+            "form",
+            env.post_form(
+                "/login",
+                None,
+                &[("csrf", "x"), ("id_number", "\u{0}"), ("password", "x")],
+            ),
+        ),
+    ] {
+        assert_eq!(r.status, 400, "{what}: {}", r.text());
+        assert!(
+            r.json()["error"].as_str().unwrap().contains("NUL"),
+            "{what}"
+        );
+    }
+    // The same requests without NUL are answered as usual.
+    assert_eq!(env.get("/api/v1/stats?org=%5E", Some(&auth)).status, 404);
+}
