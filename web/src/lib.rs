@@ -104,6 +104,9 @@ pub fn router(state: AppState) -> Router {
             metrics::track,
         ))
         .layer(axum::middleware::from_fn(security::headers))
+        // A span per request (method, path, status, latency at debug level): no headers,
+        // no bodies, so no cookie, token or password reaches a log.
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 
