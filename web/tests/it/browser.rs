@@ -85,6 +85,11 @@ impl Browser {
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body)
+            .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"))
+    }
+
+    fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, Value> {
         let url = format!("{}/session/{}{path}", self.base, self.session);
         let a = agent();
         let mut r = match (method, body) {
@@ -97,9 +102,9 @@ impl Browser {
         .unwrap();
         let v: Value = serde_json::from_slice(&r.body_mut().read_to_vec().unwrap()).unwrap();
         if v["value"].get("error").is_some() {
-            panic!("WebDriver {method} {path}: {}", v["value"]);
+            return Err(v["value"].clone());
         }
-        v["value"].clone()
+        Ok(v["value"].clone())
     }
 
     pub fn goto(&self, url: &str) {
@@ -163,12 +168,20 @@ impl Browser {
         self.call("POST", &format!("/element/{el}/click"), None);
     }
 
+    /// The text of the first element matching `css`. Pages that follow a running
+    /// upload reload themselves: an element that went stale is found again.
     pub fn text(&self, css: &str) -> String {
-        let el = self.find(css);
-        self.call("GET", &format!("/element/{el}/text"), None)
-            .as_str()
-            .unwrap()
-            .to_string()
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let el = self.find(css);
+            match self.try_call("GET", &format!("/element/{el}/text"), None) {
+                Ok(v) => return v.as_str().unwrap().to_string(),
+                Err(e) if e["error"] == "stale element reference" && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("text of {css}: {e}"),
+            }
+        }
     }
 
     pub fn source(&self) -> String {
