@@ -453,18 +453,14 @@ async fn progress_is_recorded_while_an_upload_runs_and_only_then(pool: PgPool) {
     import_orgs(&pool, &tree()).await.unwrap();
     let uploader = org_id(&pool, GUANGDONG).await;
     let mut conn = pool.acquire().await.unwrap();
-    let r = register(
-        &mut conn,
-        Submission {
-            uploader_id: uploader,
-            template: schemas::TemplateKind::Members,
-            sha256: "abc",
-            bucket: "b",
-            key: "k",
-        },
-    )
-    .await
-    .unwrap();
+    let submission = Submission {
+        uploader_id: uploader,
+        template: schemas::TemplateKind::Members,
+        sha256: "abc",
+        bucket: "b",
+        key: "k",
+    };
+    let r = register(&mut conn, submission).await.unwrap();
     assert!(r.new && r.enqueue);
     // Queued: nothing to show yet, and a stray progress write changes nothing.
     progress(&pool, r.upload_id, "validate", 10).await.unwrap();
@@ -483,18 +479,7 @@ async fn progress_is_recorded_while_an_upload_runs_and_only_then(pool: PgPool) {
         (Some("validate"), Some(12_345))
     );
     // Registering the same content again is the same upload.
-    let again = register(
-        &mut conn,
-        Submission {
-            uploader_id: uploader,
-            template: schemas::TemplateKind::Members,
-            sha256: "abc",
-            bucket: "b",
-            key: "k",
-        },
-    )
-    .await
-    .unwrap();
+    let again = register(&mut conn, submission).await.unwrap();
     assert_eq!(
         (again.upload_id, again.new, again.enqueue),
         (r.upload_id, false, false)

@@ -41,19 +41,7 @@ fn admins_sign_up_down_the_tree_upload_and_each_sees_their_own_workbook() {
     // The operators' bootstrap: initial password = the last 8 characters of the ID.
     let top_id = id_number("110101", NaiveDate::from_ymd_opt(1985, 4, 1).unwrap(), 21);
     let initial = top_id[10..].to_string();
-    env.rt
-        .block_on(registry::accounts::bootstrap_admin(
-            &env.pool,
-            &registry::accounts::NewAdmin {
-                org: TOP,
-                name: "赵管理员",
-                id_number: &top_id,
-                phone: "13900000001",
-                password_hash: registry::accounts::hash_password(&initial),
-                must_change_password: true,
-            },
-        ))
-        .unwrap();
+    env.add_admin(TOP, &top_id, "赵管理员", &initial, true);
 
     // 1. Sign in, forced to change the password first.
     b.goto(&env.url("/login"));
@@ -155,19 +143,7 @@ fn admins_sign_up_down_the_tree_upload_and_each_sees_their_own_workbook() {
     // 4. That branch's admin sees exactly its workbook, and no summary.
     let branch_id = id_number("440103", NaiveDate::from_ymd_opt(2000, 1, 2).unwrap(), 44);
     let branch_password = "Zhibu2026pass";
-    env.rt
-        .block_on(registry::accounts::bootstrap_admin(
-            &env.pool,
-            &registry::accounts::NewAdmin {
-                org: &branch,
-                name: "孙书记",
-                id_number: &branch_id,
-                phone: "13900000003",
-                password_hash: registry::accounts::hash_password(branch_password),
-                must_change_password: false,
-            },
-        ))
-        .unwrap();
+    env.add_admin(&branch, &branch_id, "孙书记", branch_password, false);
     b.goto(&env.url("/login"));
     b.fill("input[name=id_number]", &branch_id);
     b.fill("input[name=password]", branch_password);

@@ -159,21 +159,25 @@ impl Env {
     /// account name (the ID number).
     pub fn admin(&self, org: &str, seq: u32, password: &str, must_change: bool) -> String {
         let id = id_number("440103", NaiveDate::from_ymd_opt(1990, 1, 1).unwrap(), seq);
-        let hash = registry::accounts::hash_password(password);
+        self.add_admin(org, &id, "测试管理员", password, must_change);
+        id
+    }
+
+    /// Creates an admin as `roster admins add` does, with this password.
+    pub fn add_admin(&self, org: &str, id: &str, name: &str, password: &str, must_change: bool) {
         self.rt
             .block_on(registry::accounts::bootstrap_admin(
                 &self.pool,
                 &registry::accounts::NewAdmin {
                     org,
-                    name: "测试管理员",
-                    id_number: &id,
+                    name,
+                    id_number: id,
                     phone: "13800138000",
-                    password_hash: hash,
+                    password_hash: registry::accounts::hash_password(password),
                     must_change_password: must_change,
                 },
             ))
             .unwrap();
-        id
     }
 
     /// Logs in through the API: the token.

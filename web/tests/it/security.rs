@@ -404,20 +404,7 @@ fn a_bootstrapped_admin_changes_the_initial_password_before_anything_else() {
     let env = Env::start();
     let id = id_number("440103", NaiveDate::from_ymd_opt(1990, 6, 1).unwrap(), 42);
     let initial = &id[10..];
-    let hash = registry::accounts::hash_password(initial);
-    env.rt
-        .block_on(registry::accounts::bootstrap_admin(
-            &env.pool,
-            &registry::accounts::NewAdmin {
-                org: SCHOOL,
-                name: "王老师",
-                id_number: &id,
-                phone: "13900139000",
-                password_hash: hash,
-                must_change_password: true,
-            },
-        ))
-        .unwrap();
+    env.add_admin(SCHOOL, &id, "王老师", initial, true);
     let r = env.post_json(
         "/api/v1/login",
         None,
