@@ -2,7 +2,7 @@
 //! V" is `V = ANY(path)`. The service asks [`authorize`] before it touches any resource,
 //! and answers what is not granted exactly as what does not exist.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use pipeline::text::normalise_org;
 use serde::Serialize;
 use sqlx::postgres::PgPool;
@@ -175,13 +175,4 @@ pub async fn counts_by_code(
     .bind(upload_id)
     .fetch_all(pool)
     .await?)
-}
-
-/// The latest statistics date, if any snapshot exists.
-pub async fn latest_snapshot(pool: &PgPool) -> Result<Option<NaiveDate>, RegistryError> {
-    Ok(
-        sqlx::query_scalar("SELECT max(snapshot_date) FROM stats_snapshots")
-            .fetch_one(pool)
-            .await?,
-    )
 }
