@@ -84,9 +84,20 @@ pub fn import(args: ImportArgs) -> Result<ExitCode> {
         let sha = registry::uploads::content_sha256(&bytes);
         let upload_id =
             registry::uploads::begin_upload(&pool, orgs.uploader_id(), opts.template, &sha).await?;
-        let mut done = registry::import(&pool, upload_id, orgs, bytes, opts, out.clone()).await?;
-        done.outcome.report_prefix = out.display().to_string();
-        registry::uploads::finish_upload(&pool, upload_id, &done.outcome).await?;
+        let publish = async |dir: &std::path::Path, set: &pipeline::report::ReportSet| {
+            Ok(registry::import::Published::local(dir, set))
+        };
+        let done = match registry::import(&pool, upload_id, orgs, bytes, opts, out.clone(), publish)
+            .await
+        {
+            Ok(done) => done,
+            Err(e) => {
+                // Nothing was loaded: the upload says why.
+                let reason = format!("导入失败：{e}");
+                registry::uploads::mark_failed(&pool, upload_id, &reason).await?;
+                return Err(e.into());
+            }
+        };
         if let Some(r) = &done.rejection {
             print_rejected(r, &out)?;
             return Ok(ExitCode::from(2));

@@ -39,6 +39,47 @@ pub enum QueueError {
     },
     #[error("encoding a job: {0}")]
     Json(#[from] serde_json::Error),
+    /// An object outside what `submit` may read: another bucket, outside `uploads/`, or
+    /// another organisation's stored roster.
+    #[error("不能提交对象 s3://{bucket}/{key}：{why}")]
+    ObjectRefused {
+        bucket: String,
+        key: String,
+        why: &'static str,
+    },
+}
+
+/// Where uploads are kept in the bucket; a stored roster is `uploads/<org id>/<sha>.<ext>`.
+pub const UPLOADS_PREFIX: &str = "uploads/";
+
+/// Whether `uploader_id` may submit the object `bucket`/`key`: only from the configured
+/// bucket, only under [`UPLOADS_PREFIX`], never through `..` or empty segments, and
+/// never another organisation's stored roster (`uploads/<another id>/…`).
+pub fn object_allowed(
+    configured_bucket: &str,
+    uploader_id: i64,
+    bucket: &str,
+    key: &str,
+) -> Result<(), &'static str> {
+    if bucket != configured_bucket {
+        return Err("只能提交本系统存储桶中的对象");
+    }
+    let Some(rest) = key.strip_prefix(UPLOADS_PREFIX) else {
+        return Err("只能提交 uploads/ 下的对象");
+    };
+    if rest
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+        || key.contains(['\\', '\0'])
+    {
+        return Err("对象路径不合法");
+    }
+    let first = rest.split('/').next().unwrap_or_default();
+    let is_org_folder = !first.is_empty() && first.bytes().all(|b| b.is_ascii_digit());
+    if is_org_folder && rest.contains('/') && first != uploader_id.to_string() {
+        return Err("这是其他组织上传的文件");
+    }
+    Ok(())
 }
 
 /// Applies the registry's migrations and the queue's (its own schema, `apalis`).
@@ -151,6 +192,9 @@ pub async fn submit(
             (sha, storage.bucket.clone(), key)
         }
         Source::Object { bucket, key } => {
+            if let Err(why) = object_allowed(&storage.bucket, uploader_id, &bucket, &key) {
+                return Err(QueueError::ObjectRefused { bucket, key, why });
+            }
             let limit = pipeline::ReadLimits::default().max_file_bytes;
             let bytes = storage.get(&bucket, &key, limit).await?;
             (registry::uploads::content_sha256(&bytes), bucket, key)
@@ -183,4 +227,41 @@ pub async fn submit(
         enqueued: enqueue,
         new: registered.new,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::object_allowed;
+
+    #[test]
+    fn submit_takes_objects_only_from_the_bucket_under_uploads_and_never_another_orgs() {
+        // (bucket, key, allowed for organisation 7 when the configured bucket is "roster")
+        let table = [
+            ("roster", "uploads/7/abc.xlsx", true),
+            ("roster", "uploads/incoming/广东.xlsx", true),
+            ("roster", "uploads/roster.xlsx", true),
+            ("roster", "uploads/70/abc.xlsx", false),
+            ("roster", "uploads/8/abc.xlsx", false),
+            ("roster", "uploads/07/abc.xlsx", false),
+            ("other", "uploads/7/abc.xlsx", false),
+            ("Roster", "uploads/7/abc.xlsx", false),
+            ("roster", "reports/7/summary.json", false),
+            ("roster", "Uploads/7/abc.xlsx", false),
+            ("roster", "uploads/../reports/1/a.xlsx", false),
+            ("roster", "uploads/./7/a.xlsx", false),
+            ("roster", "uploads//8/a.xlsx", false),
+            ("roster", "uploads/", false),
+            ("roster", "uploads/7/", false),
+            ("roster", "uploads\\8\\a.xlsx", false),
+            ("roster", "uploads/a\0b.xlsx", false),
+            ("roster", "", false),
+        ];
+        for (bucket, key, allowed) in table {
+            assert_eq!(
+                object_allowed("roster", 7, bucket, key).is_ok(),
+                allowed,
+                "s3://{bucket}/{key}"
+            );
+        }
+    }
 }

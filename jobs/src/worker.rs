@@ -86,6 +86,9 @@ impl AttemptError {
     fn is_transient(&self) -> bool {
         match self {
             AttemptError::Storage(e) => e.is_transient(),
+            AttemptError::Import(registry::ImportError::Publish(e)) => e
+                .downcast_ref::<StorageError>()
+                .is_none_or(StorageError::is_transient),
             AttemptError::NoSuchUpload(_) | AttemptError::NoSuchUploader(_) => false,
             _ => true,
         }
@@ -194,11 +197,28 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
         .get(&bucket, &key, opts.limits.max_file_bytes)
         .await;
     let fetch_s = clock.elapsed().as_secs_f64();
-    let mut done = match fetched {
+    // Publish: every report under the upload's prefix, then drop leftovers of an earlier
+    // attempt, so exactly one set remains. It runs before the load commits.
+    let publish_reports = async |dir: &std::path::Path, set: &pipeline::report::ReportSet| {
+        progress.stage("publish");
+        publish(&ctx.storage, upload_id, dir, set, fetch_s)
+            .await
+            .map_err(|e| Box::new(e) as registry::import::PublishError)
+    };
+    let done = match fetched {
         // Too large to read: the reader's own verdict, without downloading the object.
         Err(StorageError::TooLarge { .. }) => {
             let verdict = pipeline::read::file_too_large(&opts.limits);
-            registry::import::rejected(template, verdict, out.clone(), 0.0).await?
+            registry::import::rejected(
+                &ctx.pool,
+                upload_id,
+                template,
+                verdict,
+                out.clone(),
+                0.0,
+                publish_reports,
+            )
+            .await?
         }
         Err(e) => return Err(e.into()),
         Ok(bytes) => {
@@ -206,57 +226,66 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
             let orgs = registry::DbOrgs::for_uploader_id(&ctx.pool, uploader_id)
                 .await?
                 .ok_or(AttemptError::NoSuchUploader(uploader_id))?;
-            registry::import(&ctx.pool, upload_id, orgs, bytes, opts, out.clone()).await?
+            registry::import(
+                &ctx.pool,
+                upload_id,
+                orgs,
+                bytes,
+                opts,
+                out.clone(),
+                publish_reports,
+            )
+            .await?
         }
     };
-    // Publish: every report under the upload's prefix, then drop leftovers of an earlier
-    // attempt, so exactly one set remains.
-    progress.stage("publish");
-    let prefix = format!("reports/{upload_id}/");
-    let publish = Instant::now();
-    let keys: Vec<String> = done
-        .reports
-        .files
-        .iter()
-        .map(|f| format!("{prefix}{f}"))
-        .collect();
-    // A provincial upload has a workbook per branch (18,645 for 1 M rows): put them
-    // several at a time.
-    let puts: Vec<(std::path::PathBuf, String)> = done
-        .reports
-        .files
-        .iter()
-        .zip(&keys)
-        .map(|(file, key)| (out.join(file), key.clone()))
-        .collect();
-    futures::stream::iter(puts)
-        .map(|(path, key)| {
-            let storage = ctx.storage.clone();
-            async move { storage.put_file(&key, &path).await }
-        })
-        .buffer_unordered(PARALLEL_PUTS)
-        .try_collect::<()>()
-        .await?;
-    for stale in ctx.storage.list(&prefix).await? {
-        if !keys.contains(&stale) {
-            ctx.storage.delete(&stale).await?;
-        }
-    }
-    if let Some(t) = done.outcome.timings.as_object_mut() {
-        t.insert("fetch_s".into(), fetch_s.into());
-        t.insert("publish_s".into(), publish.elapsed().as_secs_f64().into());
-    }
-    done.outcome.report_prefix = format!("s3://{}/{prefix}", ctx.storage.bucket);
-    done.outcome.report_keys = keys;
-    done.outcome.reports = registry::uploads::stored_reports(&done.reports, &prefix);
     drop(progress);
-    registry::uploads::finish_upload(&ctx.pool, upload_id, &done.outcome).await?;
     tracing::info!(
         status = done.outcome.status,
         written = done.written,
         "upload processed"
     );
     Ok(())
+}
+
+/// Puts every report of `set` (files under `dir`) under `reports/<upload_id>/`, several
+/// at a time, and deletes what an earlier attempt left there that this one did not write.
+async fn publish(
+    storage: &Storage,
+    upload_id: i64,
+    dir: &std::path::Path,
+    set: &pipeline::report::ReportSet,
+    fetch_s: f64,
+) -> Result<registry::import::Published, StorageError> {
+    let prefix = format!("reports/{upload_id}/");
+    let clock = Instant::now();
+    let keys: Vec<String> = set.files.iter().map(|f| format!("{prefix}{f}")).collect();
+    // A provincial upload has a workbook per branch (18,645 for 1 M rows).
+    let puts: Vec<(std::path::PathBuf, String)> = set
+        .files
+        .iter()
+        .zip(&keys)
+        .map(|(file, key)| (dir.join(file), key.clone()))
+        .collect();
+    futures::stream::iter(puts)
+        .map(|(path, key)| async move { storage.put_file(&key, &path).await })
+        .buffer_unordered(PARALLEL_PUTS)
+        .try_collect::<()>()
+        .await?;
+    let wanted: std::collections::HashSet<&String> = keys.iter().collect();
+    for stale in storage.list(&prefix).await? {
+        if !wanted.contains(&stale) {
+            storage.delete(&stale).await?;
+        }
+    }
+    Ok(registry::import::Published {
+        prefix: format!("s3://{}/{prefix}", storage.bucket),
+        reports: registry::uploads::stored_reports(set, &prefix),
+        keys,
+        timings: vec![
+            ("fetch_s", fetch_s),
+            ("publish_s", clock.elapsed().as_secs_f64()),
+        ],
+    })
 }
 
 /// Where a running upload is, written to `uploads` about once a second (the pages show

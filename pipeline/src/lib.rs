@@ -3,6 +3,7 @@
 //! needs of the registry (organisations) it asks through [`orgs::OrgResolver`].
 
 pub mod blank;
+mod bounds;
 mod branch_book;
 pub mod normalise;
 pub mod orgs;

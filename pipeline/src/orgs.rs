@@ -2,9 +2,7 @@
 //! listed, scope checks, and "did you mean" suggestions for unknown names.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Cursor;
 
-use calamine::{Data, Reader, open_workbook_auto_from_rs};
 use schemas::OrgCategory;
 
 use crate::text::{normalise, normalise_header, normalise_org};
@@ -33,7 +31,14 @@ pub struct RegisteredOrg {
     pub province: Option<String>,
     /// Has no parent itself (a national root when it has no province either).
     pub is_root: bool,
+    /// Normalised full names of its registered ancestors, the root first: a file that
+    /// moves one of them below this organisation would close a loop.
+    pub ancestors: Vec<String>,
 }
+
+/// The deepest an organisation may sit below its root. Real trees are under ten levels
+/// (中央, 省, 市, 县, 学校, 团总支, 团支部); the bound keeps ancestor paths small.
+pub const MAX_DEPTH: usize = 32;
 
 /// A secretary named in the org file (created as an incomplete person, SPEC §2).
 #[derive(Debug, Clone)]
@@ -84,7 +89,14 @@ pub trait OrgResolver: Sync {
 pub struct OrgTree {
     orgs: Vec<Org>,
     by_key: HashMap<String, usize>,
+    /// Pre- and post-order numbers of a depth-first walk: `a` is an ancestor of `i` when
+    /// `enter[a] <= enter[i] && exit[i] <= exit[a]`, in constant time at any depth.
+    enter: Vec<u32>,
+    exit: Vec<u32>,
 }
+
+/// Columns of an org file read at most (it has ten; some spare for notes).
+const ORG_FILE_COLUMNS: u32 = 64;
 
 const HEADERS: [&str; 10] = [
     "组织全称",
@@ -122,16 +134,8 @@ impl OrgTree {
     }
 
     /// True when `idx` is `ancestor` or below it.
-    pub fn is_within(&self, mut idx: usize, ancestor: usize) -> bool {
-        loop {
-            if idx == ancestor {
-                return true;
-            }
-            match self.orgs[idx].parent {
-                Some(p) => idx = p,
-                None => return false,
-            }
-        }
+    pub fn is_within(&self, idx: usize, ancestor: usize) -> bool {
+        self.enter[ancestor] <= self.enter[idx] && self.exit[idx] <= self.exit[ancestor]
     }
 
     /// Parses an org file: xlsx/xls/ods by content, otherwise CSV (UTF-8, BOM allowed).
@@ -288,6 +292,8 @@ impl OrgTree {
                 own_province,
             });
         }
+        let lines: Vec<usize> = pending.iter().map(|p| p.line).collect();
+        problems.extend(secretary_problems(&orgs, &lines));
         let mut tree_problems = 0;
         let mut outside: Vec<String> = pending
             .iter()
@@ -314,47 +320,66 @@ impl OrgTree {
                 }
             }
         }
-        // Cycles: walk up from each node; more steps than nodes means a loop.
-        let mut in_cycle = HashSet::new();
-        for start in 0..orgs.len() {
-            let mut idx = start;
-            let mut steps = 0;
-            while let Some(p) = orgs[idx].parent {
-                idx = p;
-                steps += 1;
-                if steps > orgs.len() {
-                    in_cycle.insert(start);
+        // The tree as it will be once loaded: the file's organisations with the file's
+        // parents, and above a registered parent its registered ancestors, unless the
+        // file moves one of them (then the walk goes on from the file's row).
+        let n = orgs.len();
+        let mut parent: Vec<Option<usize>> = orgs.iter().map(|o| o.parent).collect();
+        let mut extra: HashMap<String, usize> = HashMap::new();
+        for i in 0..n {
+            let Some(r) = &orgs[i].registered_parent else {
+                continue;
+            };
+            // r's chain, nearest first: r, its parent, … the root.
+            let mut keys: Vec<String> = vec![normalise_org(&r.full_name)];
+            keys.extend(r.ancestors.iter().rev().cloned());
+            // Link i → the first key, each registered key → the next, until a file row.
+            let mut below = i;
+            for key in &keys {
+                if let Some(&f) = by_key.get(key) {
+                    parent[below] = Some(f);
                     break;
                 }
+                let node = *extra.entry(key.clone()).or_insert_with(|| {
+                    parent.push(None);
+                    parent.len() - 1
+                });
+                parent[below] = Some(node);
+                below = node;
             }
         }
+        let walk = walk_up(&parent);
+        let in_cycle: Vec<usize> = (0..n).filter(|&i| walk.depth[i].is_none()).collect();
         if !in_cycle.is_empty() {
             tree_problems += 1;
-            let mut lines: Vec<usize> = in_cycle.iter().map(|i| pending[*i].line).collect();
-            lines.sort_unstable();
+            let lines: Vec<String> = in_cycle
+                .iter()
+                .take(20)
+                .map(|&i| pending[i].line.to_string())
+                .collect();
             problems.push(format!(
-                "上级组织关系形成循环（第{}行）",
-                lines
-                    .iter()
-                    .map(|l| l.to_string())
-                    .collect::<Vec<_>>()
-                    .join("、")
+                "上级组织关系形成循环（第{}行{}）",
+                lines.join("、"),
+                if in_cycle.len() > 20 { "等" } else { "" }
+            ));
+        }
+        let too_deep: Vec<usize> = (0..n)
+            .filter(|&i| walk.depth[i].is_some_and(|d| d > MAX_DEPTH))
+            .collect();
+        if let Some(&first) = too_deep.first() {
+            tree_problems += 1;
+            problems.push(format!(
+                "第{}行：组织层级超过 {MAX_DEPTH} 层（共 {} 个组织过深），请检查上级组织",
+                pending[first].line,
+                too_deep.len()
             ));
         }
         if tree_problems == 0 {
             // Province codes top-down: roots without a code are national; their
-            // children are provincial-level and must carry one.
-            let mut order: Vec<usize> = (0..orgs.len()).collect();
-            let depth = |mut i: usize| {
-                let mut d = 0;
-                while let Some(p) = orgs[i].parent {
-                    i = p;
-                    d += 1;
-                }
-                d
-            };
-            let depths: Vec<usize> = order.iter().map(|&i| depth(i)).collect();
-            order.sort_by_key(|&i| depths[i]);
+            // children are provincial-level and must carry one; below them a code may
+            // only repeat the inherited one.
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by_key(|&i| walk.depth[i]);
             for i in order {
                 let own = pending[i].own_province.clone();
                 let registered = orgs[i].registered_parent.as_ref();
@@ -378,13 +403,27 @@ impl OrgTree {
                         pending[i].line, orgs[i].full_name
                     ));
                 }
+                if let (Some(o), Some(inh)) = (&own, &inherited)
+                    && o != inh
+                {
+                    problems.push(format!(
+                        "第{}行：省份代码“{o}”与上级组织的省份代码“{inh}”不一致",
+                        pending[i].line
+                    ));
+                }
                 orgs[i].province = own.or(inherited);
             }
         }
         if !problems.is_empty() {
             return Ok(Err(OrgFileError { problems }));
         }
-        Ok(Ok(OrgTree { orgs, by_key }))
+        let (enter, exit) = euler(&orgs);
+        Ok(Ok(OrgTree {
+            orgs,
+            by_key,
+            enter,
+            exit,
+        }))
     }
 
     /// A resolver for one uploader (the uploader must exist).
@@ -397,6 +436,134 @@ impl OrgTree {
     }
 }
 
+/// Depths in a forest given by parents, in time linear in its size whatever its depth:
+/// `None` for a node on a loop or below one.
+struct Walk {
+    depth: Vec<Option<usize>>,
+}
+
+fn walk_up(parent: &[Option<usize>]) -> Walk {
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        Unseen,
+        OnPath,
+        Done,
+    }
+    let n = parent.len();
+    let mut state = vec![State::Unseen; n];
+    let mut depth: Vec<Option<usize>> = vec![None; n];
+    let mut path: Vec<usize> = Vec::new();
+    for start in 0..n {
+        if state[start] == State::Done {
+            continue;
+        }
+        let mut i = start;
+        // Depth of the topmost node of the path, once known.
+        let top = loop {
+            match state[i] {
+                State::Done => break depth[i].map(|d| d + 1),
+                State::OnPath => break None,
+                State::Unseen => {
+                    state[i] = State::OnPath;
+                    path.push(i);
+                    match parent[i] {
+                        Some(p) => i = p,
+                        None => break Some(0),
+                    }
+                }
+            }
+        };
+        // The path from its top down: each one deeper than the one above.
+        let mut d = top;
+        while let Some(node) = path.pop() {
+            depth[node] = d;
+            state[node] = State::Done;
+            d = d.map(|x| x + 1);
+        }
+    }
+    Walk { depth }
+}
+
+/// Pre- and post-order numbers of the file's tree (see [`OrgTree::is_within`]), by an
+/// explicit stack: no recursion, whatever the depth.
+fn euler(orgs: &[Org]) -> (Vec<u32>, Vec<u32>) {
+    let n = orgs.len();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut roots = Vec::new();
+    for (i, o) in orgs.iter().enumerate() {
+        match o.parent {
+            Some(p) => children[p].push(i),
+            None => roots.push(i),
+        }
+    }
+    let (mut enter, mut exit) = (vec![0u32; n], vec![0u32; n]);
+    let mut clock = 0u32;
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for root in roots {
+        enter[root] = clock;
+        clock += 1;
+        stack.push((root, 0));
+        while let Some((node, next)) = stack.last_mut() {
+            if let Some(&child) = children[*node].get(*next) {
+                *next += 1;
+                enter[child] = clock;
+                clock += 1;
+                stack.push((child, 0));
+            } else {
+                exit[*node] = clock;
+                clock += 1;
+                stack.pop();
+            }
+        }
+    }
+    (enter, exit)
+}
+
+/// The 书记 of each organisation checked as a roster row's person would be (§5.1 ID
+/// number, name, mobile phone when given), all at once: one problem per bad field.
+fn secretary_problems(orgs: &[Org], lines: &[usize]) -> Vec<String> {
+    let named: Vec<(usize, &Secretary)> = orgs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| o.secretary.as_ref().map(|s| (i, s)))
+        .collect();
+    if named.is_empty() {
+        return Vec::new();
+    }
+    let people: Vec<(&str, &str, &str)> = named
+        .iter()
+        .map(|(_, s)| {
+            (
+                s.name.as_str(),
+                s.id_number.as_str(),
+                s.phone.as_deref().unwrap_or(""),
+            )
+        })
+        .collect();
+    let checks = match crate::person::check_people(&people, crate::today_in_china()) {
+        Ok(c) => c,
+        Err(e) => return vec![format!("书记信息无法检查（{e}）")],
+    };
+    let mut problems = Vec::new();
+    for ((i, s), check) in named.iter().zip(checks) {
+        for (field, code) in check.findings {
+            if field == schemas::Field::Phone
+                && code == schemas::ErrorCode::RequiredMissing
+                && s.phone.is_none()
+            {
+                continue;
+            }
+            let label = match field {
+                schemas::Field::Name => "书记姓名",
+                schemas::Field::IdNumber => "书记身份证号码",
+                _ => "书记手机号码",
+            };
+            problems.push(format!("第{}行：{label}：{}", lines[*i], code.message()));
+        }
+    }
+    problems
+}
+
 /// Reads an org file into rows of text. Never panics: a panic inside the spreadsheet
 /// parser is a problem of the file, as for rosters.
 fn read_table(bytes: &[u8]) -> Result<Vec<Vec<String>>, String> {
@@ -405,30 +572,15 @@ fn read_table(bytes: &[u8]) -> Result<Vec<Vec<String>>, String> {
 }
 
 fn read_table_inner(bytes: &[u8]) -> Result<Vec<Vec<String>>, String> {
+    let limits = crate::read::ReadLimits::default();
+    if bytes.len() as u64 > limits.max_file_bytes {
+        return Err(format!("组织文件超过 {} MB", limits.max_file_bytes >> 20));
+    }
     let is_workbook = bytes.starts_with(b"PK") || bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]);
     if is_workbook {
-        let mut wb = open_workbook_auto_from_rs(Cursor::new(bytes))
-            .map_err(|e| format!("组织文件无法读取（{e}）"))?;
-        let name = wb
-            .sheet_names()
-            .into_iter()
-            .next()
-            .ok_or("组织文件没有工作表")?;
-        let range = wb
-            .worksheet_range(&name)
-            .map_err(|e| format!("组织文件无法读取（{e}）"))?;
-        Ok(range
-            .rows()
-            .map(|r| {
-                r.iter()
-                    .map(|c| match c {
-                        Data::Empty => String::new(),
-                        Data::Float(f) if f.fract() == 0.0 => format!("{}", *f as i64),
-                        other => other.to_string(),
-                    })
-                    .collect()
-            })
-            .collect())
+        // The roster's guards: format by content, sizes, token bound, streamed cells.
+        crate::read::read_grid(bytes, &limits, ORG_FILE_COLUMNS)
+            .map_err(|r| format!("组织文件无法读取：{}", r.message))
     } else {
         let text =
             std::str::from_utf8(bytes).map_err(|_| "组织文件不是 UTF-8 编码的 CSV".to_string())?;
@@ -437,13 +589,20 @@ fn read_table_inner(bytes: &[u8]) -> Result<Vec<Vec<String>>, String> {
             .has_headers(false)
             .flexible(true)
             .from_reader(text.as_bytes());
-        reader
-            .records()
-            .map(|r| {
-                r.map(|rec| rec.iter().map(str::to_string).collect())
-                    .map_err(|e| format!("组织文件 CSV 格式错误（{e}）"))
-            })
-            .collect()
+        let mut rows = Vec::new();
+        for record in reader.records() {
+            let rec = record.map_err(|e| format!("组织文件 CSV 格式错误（{e}）"))?;
+            if rows.len() > limits.max_rows {
+                return Err(format!("组织文件超过 {} 行", limits.max_rows));
+            }
+            rows.push(
+                rec.iter()
+                    .take(ORG_FILE_COLUMNS as usize)
+                    .map(str::to_string)
+                    .collect(),
+            );
+        }
+        Ok(rows)
     }
 }
 

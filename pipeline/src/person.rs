@@ -46,34 +46,55 @@ pub fn check_person(
     phone: &str,
     as_of: NaiveDate,
 ) -> Result<PersonCheck, PipelineError> {
+    let mut checks = check_people(&[(name, id_number, phone)], as_of)?;
+    Ok(checks.remove(0))
+}
+
+/// [`check_person`] for many people at once, over one frame: `(name, ID number, phone)`.
+pub fn check_people(
+    people: &[(&str, &str, &str)],
+    as_of: NaiveDate,
+) -> Result<Vec<PersonCheck>, PipelineError> {
     let norm = |s: &str, how: Shape| shape(s, how).map(|c| c.into_owned());
-    let values = [
-        (Field::Name, norm(name, Shape::Collapsed)),
-        (Field::IdNumber, norm(id_number, Shape::Upper)),
-        (Field::Phone, norm(phone, Shape::Phone)),
+    let fields = [
+        (Field::Name, Shape::Collapsed),
+        (Field::IdNumber, Shape::Upper),
+        (Field::Phone, Shape::Phone),
     ];
-    let mut columns: Vec<Column> = values
+    let values: Vec<Vec<Option<String>>> = fields
         .iter()
-        .map(|(f, v)| Column::new(col_in(*f).into(), [v.clone()]))
+        .enumerate()
+        .map(|(k, (_, how))| {
+            people
+                .iter()
+                .map(|p| norm([p.0, p.1, p.2][k], *how))
+                .collect()
+        })
         .collect();
-    columns.push(Column::new(ID_NUMERIC.into(), [false]));
+    let height = people.len();
+    let mut columns: Vec<Column> = fields
+        .iter()
+        .zip(&values)
+        .map(|((f, _), v)| Column::new(col_in(*f).into(), v.clone()))
+        .collect();
+    columns.push(Column::new(ID_NUMERIC.into(), vec![false; height]));
     let ctx = Ctx {
         template: TemplateKind::Cadres.template(),
         as_of,
         uploader_province: None,
     };
-    let mut rules: Vec<Rule> = values
+    let mut rules: Vec<Rule> = fields
         .iter()
         .map(|(f, _)| fields::required_missing(*f))
         .collect();
     rules.push(fields::name_invalid(Field::Name));
     rules.push(fields::phone_invalid(Field::Phone));
     rules.extend(identity::rules(&ctx));
-    let mut frame = DataFrame::new(1, columns)?.lazy();
+    let mut frame = DataFrame::new(height, columns)?.lazy();
     for stage in identity::derive(&ctx) {
         frame = frame.with_columns(stage);
     }
-    let flags: Vec<Expr> = rules
+    let mut outputs: Vec<Expr> = rules
         .iter()
         .enumerate()
         .map(|(i, r)| {
@@ -83,44 +104,48 @@ pub fn check_person(
                 .alias(format!("rule{i}"))
         })
         .collect();
-    let mut outputs = flags;
     outputs.extend([
         col(identity::ID_VALID),
-        col(identity::BIRTH_Y),
-        col(identity::BIRTH_M),
-        col(identity::BIRTH_D),
+        col(identity::BIRTH_Y).cast(DataType::Int32),
+        col(identity::BIRTH_M).cast(DataType::Int32),
+        col(identity::BIRTH_D).cast(DataType::Int32),
     ]);
     let out = frame.select(outputs).collect()?;
-    let mut findings = Vec::new();
-    for (i, r) in rules.iter().enumerate() {
-        if out.column(&format!("rule{i}"))?.bool()?.get(0) == Some(true)
-            && !findings.iter().any(|(f, _)| *f == r.field)
-        {
-            findings.push((r.field, r.code));
+    let flags: Vec<BooleanChunked> = (0..rules.len())
+        .map(|i| Ok(out.column(&format!("rule{i}"))?.bool()?.clone()))
+        .collect::<Result<_, PipelineError>>()?;
+    let valid = out.column(identity::ID_VALID)?.bool()?;
+    let (y, m, d) = (
+        out.column(identity::BIRTH_Y)?.i32()?,
+        out.column(identity::BIRTH_M)?.i32()?,
+        out.column(identity::BIRTH_D)?.i32()?,
+    );
+    let mut checks = Vec::with_capacity(height);
+    for row in 0..height {
+        let mut findings = Vec::new();
+        for (r, flag) in rules.iter().zip(&flags) {
+            if flag.get(row) == Some(true) && !findings.iter().any(|(f, _)| *f == r.field) {
+                findings.push((r.field, r.code));
+            }
         }
+        let birth = match (valid.get(row), y.get(row), m.get(row), d.get(row)) {
+            (Some(true), Some(y), Some(m), Some(d)) => {
+                NaiveDate::from_ymd_opt(y, m as u32, d as u32)
+            }
+            _ => None,
+        };
+        let value = |k: usize| values[k][row].clone().unwrap_or_default();
+        checks.push(PersonCheck {
+            person: Person {
+                name: value(0),
+                id_number: value(1),
+                phone: value(2),
+            },
+            findings,
+            birth,
+        });
     }
-    let int = |c: &str| -> Result<Option<i32>, PipelineError> {
-        Ok(out.column(c)?.cast(&DataType::Int32)?.i32()?.get(0))
-    };
-    let birth = match (
-        out.column(identity::ID_VALID)?.bool()?.get(0),
-        int(identity::BIRTH_Y)?,
-        int(identity::BIRTH_M)?,
-        int(identity::BIRTH_D)?,
-    ) {
-        (Some(true), Some(y), Some(m), Some(d)) => NaiveDate::from_ymd_opt(y, m as u32, d as u32),
-        _ => None,
-    };
-    let [name, id_number, phone] = values.map(|(_, v)| v.unwrap_or_default());
-    Ok(PersonCheck {
-        person: Person {
-            name,
-            id_number,
-            phone,
-        },
-        findings,
-        birth,
-    })
+    Ok(checks)
 }
 
 /// Whole years between `birth` and `on`.

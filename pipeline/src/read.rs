@@ -41,6 +41,37 @@ impl Default for ReadLimits {
     }
 }
 
+/// Excel's limit on the characters of one cell. Longer text is kept to one character
+/// more, enough for `text_too_long` to see it, and shown cut in the reports.
+pub const MAX_CELL_CHARS: usize = 32_767;
+
+/// A cell's text as kept: at most [`MAX_CELL_CHARS`] + 1 characters.
+fn bounded(t: &str) -> &str {
+    if t.len() <= MAX_CELL_CHARS {
+        return t;
+    }
+    match t.char_indices().nth(MAX_CELL_CHARS + 1) {
+        Some((at, _)) => &t[..at],
+        None => t,
+    }
+}
+
+/// A cell's text as a report shows it: at most [`MAX_CELL_CHARS`] UTF-16 units, which is
+/// what Excel and the workbook writer count.
+pub fn cut_cell(t: &str) -> &str {
+    if t.len() <= MAX_CELL_CHARS {
+        return t;
+    }
+    let mut units = 0;
+    for (at, c) in t.char_indices() {
+        units += c.len_utf16();
+        if units > MAX_CELL_CHARS {
+            return &t[..at];
+        }
+    }
+    t
+}
+
 /// Column holding the Excel row number of each data row.
 pub const ROW: &str = "__row";
 /// True where the ID cell was stored by Excel as a (long) number.
@@ -113,6 +144,9 @@ fn read_inner(
         return Err(file_too_large(limits));
     }
     let format = sniff(bytes, limits)?;
+    if bytes.starts_with(b"PK") {
+        crate::bounds::check_zip(bytes, limits)?;
+    }
     let cursor = Cursor::new(bytes);
     let max_rows = limits.max_rows;
     // Each arm owns its workbook: the sink borrows shared strings from it.
@@ -177,6 +211,92 @@ macro_rules! stream_cells {
     }};
 }
 use stream_cells;
+
+/// The first sheet of a workbook as rows of text (an org file): the roster's guards
+/// (format by content, declared and real decompressed size, token bound, `catch_unwind`
+/// by the caller), at most `max_rows` rows and `max_cols` columns kept, cells streamed
+/// so a far-away cell never makes a dense grid.
+pub(crate) fn read_grid(
+    bytes: &[u8],
+    limits: &ReadLimits,
+    max_cols: u32,
+) -> Result<Vec<Vec<String>>, Rejection> {
+    if bytes.len() as u64 > limits.max_file_bytes {
+        return Err(file_too_large(limits));
+    }
+    let format = sniff(bytes, limits)?;
+    if bytes.starts_with(b"PK") {
+        crate::bounds::check_zip(bytes, limits)?;
+    }
+    let mut grid: Vec<Vec<String>> = Vec::new();
+    let mut put = |r: u32, c: u32, v: CellText<'_>| -> Result<(), Rejection> {
+        if c >= max_cols || v.is_empty() {
+            return Ok(());
+        }
+        let (r, c) = (r as usize, c as usize);
+        if r >= limits.max_rows {
+            return Err(reject(
+                ErrorCode::FileTooLarge,
+                format!("超过 {} 行", limits.max_rows),
+            ));
+        }
+        if grid.len() <= r {
+            grid.resize_with(r + 1, Vec::new);
+        }
+        let row = &mut grid[r];
+        if row.len() <= c {
+            row.resize(c + 1, String::new());
+        }
+        row[c] = bounded(v.display().unwrap_or_default().as_ref()).to_string();
+        Ok(())
+    };
+    let cursor = Cursor::new(bytes);
+    macro_rules! cells {
+        ($wb:ident) => {{
+            let name = pick_sheet($wb.sheets_metadata(), None)?;
+            let mut cells = $wb.worksheet_cells_reader(&name).map_err(sheet_error)?;
+            while let Some(cell) = cells
+                .next_cell()
+                .map_err(|e| unreadable(format!("工作表内容损坏（{e}）")))?
+            {
+                let (r, c) = cell.get_position();
+                put(r, c, CellText::from_ref(cell.get_value()))?;
+            }
+        }};
+    }
+    match format {
+        Format::Xlsx => {
+            let mut wb: Xlsx<_> = open_workbook_from_rs(cursor).map_err(open_error_xlsx)?;
+            cells!(wb);
+        }
+        Format::Xlsb => {
+            let mut wb: Xlsb<_> =
+                open_workbook_from_rs(cursor).map_err(|e| unreadable(format!("xlsb（{e}）")))?;
+            cells!(wb);
+        }
+        Format::Xls => {
+            let mut wb: Xls<_> =
+                open_workbook_from_rs(cursor).map_err(|e| unreadable(format!("xls（{e}）")))?;
+            let name = pick_sheet(wb.sheets_metadata(), None)?;
+            let range = wb.worksheet_range(&name).map_err(sheet_error)?;
+            let (r0, c0) = range.start().unwrap_or((0, 0));
+            for (r, c, v) in range.used_cells() {
+                put(r0 + r as u32, c0 + c as u32, CellText::from_data(v))?;
+            }
+        }
+        Format::Ods => {
+            let mut wb: Ods<_> =
+                open_workbook_from_rs(cursor).map_err(|e| unreadable(format!("ods（{e}）")))?;
+            let name = pick_sheet(wb.sheets_metadata(), None)?;
+            let range = wb.worksheet_range(&name).map_err(sheet_error)?;
+            let (r0, c0) = range.start().unwrap_or((0, 0));
+            for (r, c, v) in range.used_cells() {
+                put(r0 + r as u32, c0 + c as u32, CellText::from_data(v))?;
+            }
+        }
+    }
+    Ok(grid)
+}
 
 /// The read floor of the benchmarks (issue 6): calamine alone over every cell of the
 /// first sheet of an xlsx, doing nothing else — materialised into a `Range` (how most
@@ -739,7 +859,7 @@ impl Collecting {
                 format!("数据行超过 {max_rows} 行，请拆分后上传"),
             ));
         }
-        self.rows.push(row + 1);
+        self.rows.push(row.saturating_add(1));
         let mut numeric_id = false;
         for (i, (slot, v)) in self.slots.iter_mut().zip(values.iter()).enumerate() {
             let Some(v) = v else {
@@ -761,7 +881,7 @@ impl Collecting {
                 v.display()
             };
             match text {
-                Some(t) => slot.builder.append_value(t.as_ref()),
+                Some(t) => slot.builder.append_value(bounded(t.as_ref())),
                 None => slot.builder.append_null(),
             }
         }

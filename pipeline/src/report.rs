@@ -30,6 +30,14 @@ pub struct Summary {
     pub rows: RowCounts,
     pub counts_by_code: BTreeMap<String, usize>,
     pub errors: Vec<FindingJson>,
+    /// Each organisation workbook and the organisation it belongs to.
+    pub workbooks: Vec<WorkbookJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WorkbookJson {
+    pub file: String,
+    pub organisation: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -65,6 +73,7 @@ impl Summary {
             },
             counts_by_code: BTreeMap::new(),
             errors: Vec::new(),
+            workbooks: Vec::new(),
         }
     }
 
@@ -92,6 +101,7 @@ impl Summary {
             rows: v.counts()?,
             counts_by_code: v.counts_by_code()?,
             errors: findings,
+            workbooks: Vec::new(),
         })
     }
 }
@@ -190,18 +200,27 @@ pub fn write_rejected(
 pub fn write_reports(v: &Validation, out: &Path) -> Result<ReportSet, PipelineError> {
     let staging = Staging::new(out)?;
     let template = v.template.template();
-    let summary = Summary::accepted(v)?;
+    let issues = issue_rows(v)?;
+    let mut by_org: BTreeMap<&str, Vec<&IssueRow>> = BTreeMap::new();
+    for r in &issues {
+        by_org.entry(r.report_org.as_str()).or_default().push(r);
+    }
+    let names = book_names(by_org.keys().copied());
+    let mut summary = Summary::accepted(v)?;
+    summary.workbooks = names
+        .iter()
+        .zip(by_org.keys())
+        .map(|(file, org)| WorkbookJson {
+            file: file.clone(),
+            organisation: org.to_string(),
+        })
+        .collect();
     std::fs::write(
         staging.path(SUMMARY_JSON),
         serde_json::to_vec_pretty(&summary)?,
     )?;
     let mut files = vec![SUMMARY_JSON.to_string()];
 
-    let issues = issue_rows(v)?;
-    let mut by_org: BTreeMap<&str, Vec<&IssueRow>> = BTreeMap::new();
-    for r in &issues {
-        by_org.entry(r.report_org.as_str()).or_default().push(r);
-    }
     let escalated: Vec<&IssueRow> = issues
         .iter()
         .filter(|r| {
@@ -215,7 +234,6 @@ pub fn write_reports(v: &Validation, out: &Path) -> Result<ReportSet, PipelineEr
     // small ones. Organisation workbooks copy a prototype's constant parts. Their files
     // are created one at a time: creation in one folder is serialised by the kernel
     // anyway, and a thread waiting on the lock sleeps here instead of spinning there.
-    let names = book_names(by_org.keys().copied());
     let books = BranchBooks::new(template)?;
     let create = std::sync::Mutex::new(());
     let (summary_written, (written, escalations_written)) = rayon::join(
@@ -261,27 +279,45 @@ pub fn write_reports(v: &Validation, out: &Path) -> Result<ReportSet, PipelineEr
 }
 
 /// The file names of the organisation workbooks, in the order given: each organisation's
-/// [`org_file_name`], unless an earlier organisation's name made the same file (names
-/// differing only in characters a file name cannot hold, or cut at the same length):
-/// then a short suffix derived from the full name keeps every organisation's rows in a
-/// file of its own.
+/// [`org_file_name`], unless that file is already taken within the upload, by an
+/// earlier organisation or by the uploader's own reports. Names are compared as a
+/// case- and normalisation-insensitive file system (Windows, macOS) compares them.
+/// A taken name gets a short suffix hashed from the full organisation name, so the
+/// same organisations always get the same files.
 pub fn book_names<'a>(orgs: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let mut taken = std::collections::HashSet::new();
+    let mut taken: std::collections::HashSet<String> =
+        [SUMMARY_XLSX, SUMMARY_JSON, ESCALATIONS_XLSX]
+            .iter()
+            .map(|f| file_key(f))
+            .collect();
     orgs.map(|org| {
         let mut name = org_file_name(org);
-        if !taken.insert(name.clone()) {
+        let mut seed = 0_u64;
+        while !taken.insert(file_key(&name)) {
             // FNV-1a: stable across runs, platforms and versions.
-            let hash = org.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            let hash = org.bytes().fold(0xcbf2_9ce4_8422_2325_u64 ^ seed, |h, b| {
                 (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
             });
-            let stem = name.trim_end_matches(".xlsx");
-            name = format!("{stem}~{:08x}.xlsx", hash as u32);
-            taken.insert(name.clone());
+            let stem = safe_stem(org, MAX_FILE_BYTES - XLSX.len() - SUFFIX_BYTES);
+            name = format!("{stem}~{:08x}{XLSX}", hash as u32);
+            seed += 1;
         }
         name
     })
     .collect()
 }
+
+/// How two file names compare on a case- and normalisation-insensitive file system.
+fn file_key(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    name.nfc().flat_map(char::to_lowercase).collect()
+}
+
+const XLSX: &str = ".xlsx";
+/// The longest file name in bytes that Linux, Windows and macOS all take.
+const MAX_FILE_BYTES: usize = 255;
+/// `~` and eight hex digits.
+const SUFFIX_BYTES: usize = 9;
 
 /// A workbook for reports. Fast deflate: most of a branch workbook is the same styles,
 /// theme and 说明 sheet every time, and at the default level compressing them was most
@@ -292,24 +328,95 @@ pub(crate) fn report_workbook() -> Workbook {
     wb
 }
 
-/// File name of an organisation's workbook: its full name, made safe for file systems.
+/// File name of an organisation's workbook: its full name, made safe for Linux, Windows
+/// and macOS, at most 255 bytes of UTF-8 with the `.xlsx` kept. Uniqueness within an
+/// upload is [`book_names`]'s work.
 pub fn org_file_name(full_name: &str) -> String {
+    format!(
+        "{}{XLSX}",
+        safe_stem(full_name, MAX_FILE_BYTES - XLSX.len())
+    )
+}
+
+/// Characters that no file name may hold anywhere: path separators, the characters
+/// Windows reserves, and control characters.
+fn replaced(c: char) -> bool {
+    matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|') || c.is_control()
+}
+
+/// Invisible characters that can disguise a name: bidi controls (which can make
+/// `exe.xlsx` read as `xlsx.exe`), zero-width characters and the other format
+/// characters (Unicode category Cf), and the byte-order mark. They are dropped.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{AD}'
+            | '\u{600}'..='\u{605}'
+            | '\u{61C}'
+            | '\u{6DD}'
+            | '\u{70F}'
+            | '\u{890}'..='\u{891}'
+            | '\u{8E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
+}
+
+/// Names Windows reserves for devices, whatever follows them after a dot.
+fn reserved_on_windows(stem: &str) -> bool {
+    let base = stem.split('.').next().unwrap_or("").trim_end_matches(' ');
+    let upper = base.to_ascii_uppercase();
+    matches!(
+        upper.as_str(),
+        "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$"
+    ) || ((upper.starts_with("COM") || upper.starts_with("LPT"))
+        && base.chars().count() == 4
+        && base
+            .chars()
+            .nth(3)
+            .is_some_and(|c| c.is_ascii_digit() || matches!(c, '¹' | '²' | '³')))
+}
+
+/// The safe stem of a file name, at most `max_bytes` bytes, cut at a character boundary.
+fn safe_stem(full_name: &str, max_bytes: usize) -> String {
     let mut safe: String = full_name
         .chars()
-        .map(|c| match c {
-            '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|' => '_',
-            c if c.is_control() => '_',
-            c => c,
-        })
-        .take(100)
+        .filter(|&c| !invisible(c))
+        .map(|c| if replaced(c) { '_' } else { c })
         .collect();
-    if safe.is_empty() || safe.starts_with('.') {
+    // Windows drops trailing dots and spaces; a leading dot hides a file on Unix.
+    let trimmed = safe.trim_matches(|c: char| c == ' ' || c == '.').len();
+    if trimmed == 0 {
+        safe = "_".into();
+    }
+    safe = safe.trim_start_matches(' ').to_string();
+    if safe.starts_with('.') || reserved_on_windows(&safe) {
         safe.insert(0, '_');
     }
-    if [SUMMARY_XLSX, ESCALATIONS_XLSX].contains(&format!("{safe}.xlsx").as_str()) {
-        safe.push_str("_组织");
+    if safe.len() > max_bytes {
+        let mut cut = max_bytes;
+        while !safe.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        safe.truncate(cut);
     }
-    format!("{safe}.xlsx")
+    let end = safe.trim_end_matches([' ', '.']).len();
+    safe.truncate(end);
+    if safe.is_empty() {
+        safe.push('_');
+    }
+    safe
 }
 
 fn issue_rows(v: &Validation) -> Result<Vec<IssueRow>, PipelineError> {
@@ -370,7 +477,7 @@ fn issue_rows(v: &Validation) -> Result<Vec<IssueRow>, PipelineError> {
             row,
             values: value_cols
                 .iter()
-                .map(|c| c.get(i).map(str::to_string))
+                .map(|c| c.get(i).map(|v| crate::read::cut_cell(v).to_string()))
                 .collect(),
             findings: findings.remove(&row).unwrap_or_default(),
             report_org: org_col.get(i).unwrap_or(&v.uploader).to_string(),

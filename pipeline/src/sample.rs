@@ -61,10 +61,11 @@ pub enum Mistake {
     DutyMissing,
     TextTooLong,
     OverAge,
+    ControlCharacter,
 }
 
 impl Mistake {
-    pub const ALL: [Mistake; 27] = [
+    pub const ALL: [Mistake; 28] = [
         Mistake::RequiredMissing,
         Mistake::NameInvalid,
         Mistake::IdAsNumber,
@@ -92,6 +93,7 @@ impl Mistake {
         Mistake::DutyMissing,
         Mistake::TextTooLong,
         Mistake::OverAge,
+        Mistake::ControlCharacter,
     ];
 
     pub fn code(self) -> ErrorCode {
@@ -124,6 +126,7 @@ impl Mistake {
             Mistake::DutyMissing => E::DutyMissing,
             Mistake::TextTooLong => E::TextTooLong,
             Mistake::OverAge => E::OverAge,
+            Mistake::ControlCharacter => E::ControlCharacter,
         }
     }
 
@@ -728,6 +731,11 @@ pub fn generate(opts: &SampleOptions, xlsx_path: &std::path::Path) -> Result<Sam
             Some(Mistake::NameInvalid) => {
                 set(Field::Name, Cell::Text(format!("{}3", g.pick(SURNAMES))))
             }
+            // NUL: Excel stores it escaped as `_x0000_`.
+            Some(Mistake::ControlCharacter) => set(
+                Field::Name,
+                Cell::Text(format!("{}\0{}", g.pick(SURNAMES), "明")),
+            ),
             Some(Mistake::DateInvalid) => set(
                 Field::JoinedOn,
                 Cell::Text(format!("{}-13", p.joined.year())),

@@ -148,6 +148,35 @@ pub fn mask(s: &str) -> String {
     format!("{head}{}{tail}", "*".repeat(chars.len() - 2 * keep))
 }
 
+/// [`mask`] applied to every run of 11 or more digits (an ID number, with its check
+/// character, or a phone number) inside a text: for what is stored or logged beside
+/// personal data, such as a finding's message that names a derived ID number.
+pub fn mask_numbers(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.chars().filter(char::is_ascii_digit).count() >= 11 {
+            out.push_str(&mask(run));
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in s.chars() {
+        if c.is_ascii_digit() || (matches!(c, 'X' | 'x') && !run.is_empty()) {
+            run.push(c);
+            if !c.is_ascii_digit() {
+                flush(&mut run, &mut out);
+            }
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -200,5 +229,9 @@ mod tests {
         assert_eq!(mask("440308199901101512"), "440************512");
         assert_eq!(mask("13800138000"), "138*****000");
         assert_eq!(mask("abc"), "***");
+        assert_eq!(
+            mask_numbers("对应的18位号码为 44030519900101123X，手机 13800138000；第12行"),
+            "对应的18位号码为 440************23X，手机 138*****000；第12行"
+        );
     }
 }

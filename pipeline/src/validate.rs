@@ -36,6 +36,13 @@ pub const HAS_WARNING: &str = "has_warning";
 /// The organisation whose admins see the row: its branch when known and in scope,
 /// else the uploader.
 pub const REPORT_ORG: &str = "report_org";
+/// The ID number of every row whose ID number is itself valid, whatever else is wrong
+/// with the row: the database asks `id_registered_elsewhere` of it (SPEC §5: one error
+/// never hides another).
+pub const PROBE_ID: &str = "probe.id";
+/// The development number of every row whose number is well formed: the database asks
+/// `dev_number_taken` of it.
+pub const PROBE_DEV: &str = "probe.dev";
 
 /// China Standard Time (UTC+8): the clock of upload dates and of statistics snapshots.
 pub fn china() -> chrono::FixedOffset {
@@ -341,11 +348,23 @@ pub fn validate(
     } else {
         lit(uploader.clone())
     };
+    let probe_dev = if template.has(Field::DevNumber) {
+        when(rules::truthy(col(rules::dev_number::WELL_FORMED)))
+            .then(col(col_in(Field::DevNumber)))
+            .otherwise(lit(NULL).cast(DataType::String))
+    } else {
+        lit(NULL).cast(DataType::String)
+    };
     let rows = lf
         .with_columns([
             any_of(Severity::Error)?.alias(HAS_ERROR),
             any_of(Severity::Warning)?.alias(HAS_WARNING),
             report_org.alias(REPORT_ORG),
+            when(rules::truthy(col(rules::identity::ID_VALID)))
+                .then(col(crate::col_val(Field::IdNumber)))
+                .otherwise(lit(NULL).cast(DataType::String))
+                .alias(PROBE_ID),
+            probe_dev.alias(PROBE_DEV),
         ])
         .collect()?;
     tracing::info!(peak_rss_mib = crate::peak_rss_mib(), "rules evaluated");
@@ -408,10 +427,19 @@ pub const LOAD_INPUTS: [Field; 2] = [Field::Branch, Field::DevNumber];
 /// What the reports and the load read of the rows; the rest (derived columns, rule
 /// flags) is dropped once the findings are made.
 fn kept_columns(ctx: &Ctx, rows: &DataFrame) -> Vec<String> {
-    let mut keep: Vec<String> = [ROW, HAS_ERROR, HAS_WARNING, REPORT_ORG, PROVINCE, ORG_NAME]
-        .iter()
-        .map(|c| c.to_string())
-        .collect();
+    let mut keep: Vec<String> = [
+        ROW,
+        HAS_ERROR,
+        HAS_WARNING,
+        REPORT_ORG,
+        PROVINCE,
+        ORG_NAME,
+        PROBE_ID,
+        PROBE_DEV,
+    ]
+    .iter()
+    .map(|c| c.to_string())
+    .collect();
     for c in ctx.template.columns {
         keep.push(crate::col_raw(c.field));
         keep.push(crate::col_val(c.field));

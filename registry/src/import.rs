@@ -1,11 +1,14 @@
-//! `import` as one call — validate against the registry, load, write the reports — shared
-//! by `roster import` and the job worker, so both give the same verdicts and reports.
+//! `import` as one call — validate against the registry, load, write and publish the
+//! reports, record the upload — shared by `roster import` and the job worker, so both
+//! give the same verdicts and reports.
 //!
-//! It writes reports to a local folder and returns what the caller records in `uploads`
-//! ([`crate::uploads::finish_upload`]) once the reports are where they belong (a folder
-//! for the CLI, the bucket for the worker). CPU stages run on blocking threads.
+//! Order of effects: the load is written but not committed; the reports are written
+//! and published (a folder for the CLI, the bucket for the worker) and the upload's
+//! outcome recorded inside the load's transaction; then it commits. So rows are never
+//! visible while their upload is `running` or `failed`, and a failure anywhere before
+//! the commit leaves nothing loaded. CPU stages run on blocking threads.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use sqlx::postgres::PgPool;
@@ -15,9 +18,11 @@ use pipeline::validate::RowCounts;
 use pipeline::{Outcome, PipelineError, Rejection, ValidateOptions};
 
 use crate::RegistryError;
-use crate::load::{LoadBatch, LoadError, load};
+use crate::load::{LoadBatch, LoadError, load_begin};
 use crate::orgs::DbOrgs;
-use crate::uploads::{UploadOutcome, findings_copy, stored_reports};
+use crate::uploads::{
+    StoredReport, UploadOutcome, findings_copy, finish_upload_in, stored_reports,
+};
 
 /// Something failed (database, disk, a background task): worth retrying. A bad file is
 /// not an error: it is an [`Imported`] with a rejection.
@@ -31,7 +36,36 @@ pub enum ImportError {
     Load(#[from] LoadError),
     #[error("background task: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// Publishing the reports failed (the caller's error, for it to judge).
+    #[error("publishing the reports: {0}")]
+    Publish(Box<dyn std::error::Error + Send + Sync>),
 }
+
+/// Where the reports went, for `uploads`: returned by the caller's publish step.
+#[derive(Debug, Clone, Default)]
+pub struct Published {
+    /// Where the reports are: a folder, or `s3://bucket/prefix/`.
+    pub prefix: String,
+    pub keys: Vec<String>,
+    pub reports: Vec<StoredReport>,
+    /// Seconds of the caller's own stages, added to the upload's timings.
+    pub timings: Vec<(&'static str, f64)>,
+}
+
+impl Published {
+    /// Reports that stay where they were written (`roster import`).
+    pub fn local(out: &Path, set: &ReportSet) -> Published {
+        Published {
+            prefix: out.display().to_string(),
+            keys: set.files.clone(),
+            reports: stored_reports(set, ""),
+            timings: Vec::new(),
+        }
+    }
+}
+
+/// Error of a publish step.
+pub type PublishError = Box<dyn std::error::Error + Send + Sync>;
 
 impl From<polars::prelude::PolarsError> for ImportError {
     fn from(e: polars::prelude::PolarsError) -> Self {
@@ -57,7 +91,8 @@ pub struct Imported {
 }
 
 /// Validates `bytes` against the registry as `orgs`' uploader, loads the valid rows under
-/// `upload_id`, and writes every report into `out`.
+/// `upload_id`, writes every report into `out`, has `publish` put them where they
+/// belong, and records the outcome: all of it, or (on an error) nothing.
 #[tracing::instrument(skip_all, fields(upload_id = upload_id, bytes = bytes.len()))]
 pub async fn import(
     pool: &PgPool,
@@ -66,6 +101,7 @@ pub async fn import(
     bytes: Vec<u8>,
     opts: ValidateOptions,
     out: PathBuf,
+    publish: impl AsyncFnOnce(&Path, &ReportSet) -> Result<Published, PublishError>,
 ) -> Result<Imported, ImportError> {
     let uploader_id = orgs.uploader_id();
     let template = opts.template;
@@ -82,43 +118,56 @@ pub async fn import(
     let validate_s = clock.elapsed().as_secs_f64();
     let (mut v, batch) = match (outcome, batch) {
         (Outcome::Accepted(v), Some(batch)) => (v, batch),
-        (Outcome::Rejected(r), _) => return rejected(template, r, out, validate_s).await,
+        (Outcome::Rejected(r), _) => {
+            return rejected(pool, upload_id, template, r, out, validate_s, publish).await;
+        }
         (Outcome::Accepted(_), None) => unreachable!("an accepted file is always prepared"),
     };
     let started = Instant::now();
-    let loaded = load(pool, &batch, uploader_id, Some(upload_id)).await?;
+    let mut pending = load_begin(pool, &batch, uploader_id, Some(upload_id)).await?;
     let load_s = started.elapsed().as_secs_f64();
+    let loaded = pending.loaded().clone();
     tracing::info!(
         rows = batch.rows,
         written = loaded.rows,
         seconds = load_s,
         rows_per_second = (batch.rows as f64 / load_s.max(1e-9)).round(),
-        "loaded"
+        "loaded, not yet committed"
     );
+    drop(batch);
     let found: Vec<_> = loaded.findings.iter().map(|f| (f.row, f.code)).collect();
     let report_clock = Instant::now();
+    let report_out = out.clone();
     let (reports, counts, findings, warnings) =
         tokio::task::spawn_blocking(move || -> Result<_, ImportError> {
             v.add_findings(&found)?;
             v.keep_issue_rows()?;
-            let set = report::write_reports(&v, &out)?;
+            let set = report::write_reports(&v, &report_out)?;
             Ok((set, v.counts()?, findings_copy(&v)?, v.warnings.clone()))
         })
         .await??;
-    let outcome = UploadOutcome {
+    let report_s = report_clock.elapsed().as_secs_f64();
+    let mut outcome = UploadOutcome {
         status: "succeeded",
         counts: Some(counts),
         file_error: None,
         timings: serde_json::json!({
             "validate_s": validate_s,
             "load_s": load_s,
-            "report_s": report_clock.elapsed().as_secs_f64(),
+            "report_s": report_s,
         }),
         report_prefix: String::new(),
-        report_keys: reports.files.clone(),
-        reports: stored_reports(&reports, ""),
+        report_keys: Vec::new(),
+        reports: Vec::new(),
         findings,
     };
+    let published = publish(&out, &reports)
+        .await
+        .map_err(ImportError::Publish)?;
+    record(pending.conn(), upload_id, &mut outcome, published).await?;
+    let commit = Instant::now();
+    let loaded = pending.commit().await?;
+    tracing::debug!(seconds = commit.elapsed().as_secs_f64(), "committed");
     Ok(Imported {
         rejection: None,
         counts: Some(counts),
@@ -129,29 +178,58 @@ pub async fn import(
     })
 }
 
-/// A file-level verdict: its reports written into `out`, nothing loaded. Also for files
-/// refused before they are read (an object over the size limit).
+/// Sets where the reports are and records the outcome, in the caller's transaction.
+async fn record(
+    conn: &mut sqlx::PgConnection,
+    upload_id: i64,
+    outcome: &mut UploadOutcome,
+    published: Published,
+) -> Result<(), ImportError> {
+    outcome.report_prefix = published.prefix;
+    outcome.report_keys = published.keys;
+    outcome.reports = published.reports;
+    if let Some(t) = outcome.timings.as_object_mut() {
+        for (name, seconds) in published.timings {
+            t.insert(name.into(), seconds.into());
+        }
+    }
+    finish_upload_in(conn, upload_id, outcome).await?;
+    Ok(())
+}
+
+/// A file-level verdict: its reports written into `out` and published, nothing loaded.
+/// Also for files refused before they are read (an object over the size limit).
 pub async fn rejected(
+    pool: &PgPool,
+    upload_id: i64,
     template: schemas::TemplateKind,
     rejection: Rejection,
     out: PathBuf,
     validate_s: f64,
+    publish: impl AsyncFnOnce(&Path, &ReportSet) -> Result<Published, PublishError>,
 ) -> Result<Imported, ImportError> {
+    let report_out = out.clone();
     let (r, reports) = tokio::task::spawn_blocking(move || -> Result<_, ImportError> {
-        let set = report::write_rejected(template, &rejection, &out)?;
+        let set = report::write_rejected(template, &rejection, &report_out)?;
         Ok((rejection, set))
     })
     .await??;
-    let outcome = UploadOutcome {
+    let mut outcome = UploadOutcome {
         status: "rejected",
         counts: None,
         file_error: Some(serde_json::json!({"code": r.code.code(), "message": r.message})),
         timings: serde_json::json!({ "validate_s": validate_s }),
         report_prefix: String::new(),
-        report_keys: reports.files.clone(),
-        reports: stored_reports(&reports, ""),
+        report_keys: Vec::new(),
+        reports: Vec::new(),
         findings: String::new(),
     };
+    let published = publish(&out, &reports)
+        .await
+        .map_err(ImportError::Publish)?;
+    let mut tx = pool.begin().await.map_err(RegistryError::from)?;
+    record(&mut tx, upload_id, &mut outcome, published).await?;
+    tx.commit().await.map_err(RegistryError::from)?;
     Ok(Imported {
         rejection: Some(r),
         counts: None,

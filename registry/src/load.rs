@@ -17,8 +17,8 @@ use std::ops::Range;
 
 use polars::prelude::{PolarsResult, StringChunked};
 use schemas::{Field, TemplateKind};
+use sqlx::AssertSqlSafe;
 use sqlx::postgres::PgPool;
-use sqlx::{AssertSqlSafe, Connection};
 
 use crate::RegistryError;
 use crate::copy::{copy_field, copy_fields, copy_rows};
@@ -52,6 +52,15 @@ impl From<sqlx::Error> for LoadError {
     }
 }
 
+/// A row that does not load but is still asked the database's questions.
+#[derive(Debug, Clone)]
+struct Probe {
+    row: u32,
+    id_number: Option<String>,
+    dev_number: Option<String>,
+    branch: Option<u32>,
+}
+
 /// The valid rows of a validation, ready for COPY. Preparing it is CPU work (polars):
 /// do it on a blocking thread, then [`load`] it.
 #[derive(Debug, Clone)]
@@ -60,6 +69,9 @@ pub struct LoadBatch {
     pub rows: usize,
     /// Sorted by ID number.
     staged: Vec<Staged>,
+    /// Rows with errors whose ID number or development number is itself valid: checked
+    /// against the registry too, never written.
+    probes: Vec<Probe>,
     /// Distinct normalised branch names (template A).
     branches: Vec<String>,
     /// COPY fields of every row, referenced by range.
@@ -146,7 +158,16 @@ fn prepare(v: &pipeline::Validation) -> PolarsResult<LoadBatch> {
     order.sort_unstable_by(|&a, &b| id_of(a).cmp(id_of(b)));
 
     let mut branches: Vec<String> = Vec::new();
-    let mut branch_index: std::collections::HashMap<&str, u32> = Default::default();
+    let mut branch_index: std::collections::HashMap<String, u32> = Default::default();
+    let mut branch_of = |key: &str| -> u32 {
+        if let Some(&i) = branch_index.get(key) {
+            return i;
+        }
+        branches.push(key.to_string());
+        let i = (branches.len() - 1) as u32;
+        branch_index.insert(key.to_string(), i);
+        i
+    };
     let mut out = String::with_capacity(df.height() * 200);
     let mut staged = Vec::with_capacity(df.height());
     for i in order {
@@ -182,12 +203,7 @@ fn prepare(v: &pipeline::Validation) -> PolarsResult<LoadBatch> {
             );
             start..out.len()
         });
-        let branch = get(&branch, i).map(|key| {
-            *branch_index.entry(key).or_insert_with(|| {
-                branches.push(key.to_string());
-                (branches.len() - 1) as u32
-            })
-        });
+        let branch = get(&branch, i).map(&mut branch_of);
         staged.push(Staged {
             row: rows.get(i).unwrap_or_default(),
             id_number: id_of(i).to_string(),
@@ -197,10 +213,47 @@ fn prepare(v: &pipeline::Validation) -> PolarsResult<LoadBatch> {
             post,
         });
     }
+    // Rows with errors: their keys only, where the key itself is valid.
+    use pipeline::validate::{HAS_ERROR, PROBE_DEV, PROBE_ID};
+    use polars::prelude::{IntoLazy, col};
+    let mut select = vec![col(pipeline::ROW), col(PROBE_ID), col(PROBE_DEV)];
+    if members {
+        select.push(col(pipeline::col_in(Field::Branch)));
+    }
+    let errs = v
+        .rows
+        .clone()
+        .lazy()
+        .filter(col(HAS_ERROR).and(col(PROBE_ID).is_not_null().or(col(PROBE_DEV).is_not_null())))
+        .select(select)
+        .collect()?;
+    let (rows, ids, devs) = (
+        errs.column(pipeline::ROW)?.u32()?,
+        errs.column(PROBE_ID)?.str()?,
+        errs.column(PROBE_DEV)?.str()?,
+    );
+    let branch_col = if members {
+        Some(
+            errs.column(&pipeline::col_in(Field::Branch))?
+                .str()?
+                .clone(),
+        )
+    } else {
+        None
+    };
+    let probes = (0..errs.height())
+        .map(|i| Probe {
+            row: rows.get(i).unwrap_or_default(),
+            id_number: ids.get(i).map(str::to_string),
+            dev_number: devs.get(i).map(str::to_string),
+            branch: get(&branch_col, i).map(&mut branch_of),
+        })
+        .collect();
     Ok(LoadBatch {
         template: v.template,
         rows: staged.len(),
         staged,
+        probes,
         branches,
         text: out,
     })
@@ -255,6 +308,45 @@ pub async fn load(
     uploader_id: i64,
     upload_id: Option<i64>,
 ) -> Result<Loaded, LoadError> {
+    load_begin(pool, batch, uploader_id, upload_id)
+        .await?
+        .commit()
+        .await
+}
+
+/// A load written but not committed: what else must be true when its rows become
+/// visible (the upload recorded, its reports in place) is done in [`PendingLoad::conn`]
+/// before [`PendingLoad::commit`]. Dropped, it rolls back and leaves nothing.
+pub struct PendingLoad {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    loaded: Loaded,
+}
+
+impl PendingLoad {
+    /// What the load will have done once committed.
+    pub fn loaded(&self) -> &Loaded {
+        &self.loaded
+    }
+
+    /// The load's transaction, still holding the load lock.
+    pub fn conn(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.tx
+    }
+
+    pub async fn commit(self) -> Result<Loaded, LoadError> {
+        self.tx.commit().await?;
+        Ok(self.loaded)
+    }
+}
+
+/// [`load`] up to the commit.
+#[tracing::instrument(skip_all, fields(upload_id = upload_id, rows = batch.rows))]
+pub async fn load_begin(
+    pool: &PgPool,
+    batch: &LoadBatch,
+    uploader_id: i64,
+    upload_id: Option<i64>,
+) -> Result<PendingLoad, LoadError> {
     let members = batch.template == TemplateKind::Members;
     let mut clock = std::time::Instant::now();
     // Each step's duration, at debug level (BENCHMARKS.md breaks the load down by it).
@@ -266,8 +358,7 @@ pub async fn load(
         );
         clock = std::time::Instant::now();
     };
-    let mut conn = pool.acquire().await.map_err(RegistryError::from)?;
-    let mut tx = conn.begin().await?;
+    let mut tx = pool.begin().await.map_err(RegistryError::from)?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(crate::LOAD_LOCK)
         .execute(&mut *tx)
@@ -292,7 +383,8 @@ pub async fn load(
 
     sqlx::query(
         r#"CREATE TEMP TABLE load_keys (
-            row_number int, id_number text COLLATE "C", dev_number text COLLATE "C", org_id bigint
+            row_number int, id_number text COLLATE "C", dev_number text COLLATE "C", org_id bigint,
+            loads boolean
         ) ON COMMIT DROP"#,
     )
     .execute(&mut *tx)
@@ -310,12 +402,42 @@ pub async fn load(
                     Some(&s.id_number),
                     s.dev_number.as_deref(),
                     org.as_deref(),
+                    Some("t"),
                 ],
             );
             out.push('\n');
         },
     )
     .await?;
+    let probe_org = |p: &Probe| -> Option<i64> {
+        if members {
+            p.branch.and_then(|b| branch_ids[b as usize])
+        } else {
+            Some(uploader_id)
+        }
+    };
+    if !batch.probes.is_empty() {
+        copy_rows(
+            &mut tx,
+            "COPY load_keys FROM STDIN",
+            batch.probes.iter(),
+            |out, p| {
+                let org = probe_org(p).map(|o| o.to_string());
+                copy_fields(
+                    out,
+                    &[
+                        Some(&p.row.to_string()),
+                        p.id_number.as_deref(),
+                        p.dev_number.as_deref(),
+                        org.as_deref(),
+                        Some("f"),
+                    ],
+                );
+                out.push('\n');
+            },
+        )
+        .await?;
+    }
     sqlx::query("ANALYZE load_keys").execute(&mut *tx).await?;
     step("lock, branch ids, COPY keys");
 
@@ -327,14 +449,18 @@ pub async fn load(
         .await?;
     let taken: Vec<i32> = sqlx::query_scalar(
         "SELECT k.row_number FROM load_keys k
-         JOIN people p ON p.dev_number = k.dev_number AND p.id_number <> k.id_number",
+         JOIN people p ON p.dev_number = k.dev_number
+                      AND p.id_number IS DISTINCT FROM k.id_number",
     )
     .fetch_all(&mut *tx)
     .await?;
     // Stored people, and whether they are a member of another branch (template A only:
     // posts may be held in several organisations).
+    // A row whose branch is unknown is not judged "elsewhere": it may name that very
+    // branch with a typo (its org_not_found says so already).
     let stored: Vec<(i32, bool)> = sqlx::query_as(
         "SELECT k.row_number, $1 AND p.branch_id IS NOT NULL AND p.branch_id <> k.org_id
+                IS TRUE
          FROM load_keys k JOIN people p ON p.id_number = k.id_number",
     )
     .bind(members)
@@ -346,7 +472,13 @@ pub async fn load(
         .await?;
     step("checks: dev_number_taken, stored people");
     let mut findings: Vec<DbFinding> = Vec::new();
-    let max_row = batch.staged.iter().map(|s| s.row).max().unwrap_or(0) as usize;
+    let max_row = batch
+        .staged
+        .iter()
+        .map(|s| s.row)
+        .chain(batch.probes.iter().map(|p| p.row))
+        .max()
+        .unwrap_or(0) as usize;
     let mut verdict = vec![Verdict::New; max_row + 1];
     let mut refuse = |row: u32, code| {
         verdict[row as usize] = Verdict::Refused;
@@ -472,11 +604,12 @@ pub async fn load(
         .await?;
     }
     step("cadre posts");
-    tx.commit().await?;
-    step("commit");
     tracing::debug!(inserted, updated, refused = findings.len(), "load written");
-    Ok(Loaded {
-        rows: inserted + updated,
-        findings,
+    Ok(PendingLoad {
+        tx,
+        loaded: Loaded {
+            rows: inserted + updated,
+            findings,
+        },
     })
 }

@@ -45,7 +45,8 @@ pub async fn import_orgs(pool: &PgPool, tree: &OrgTree) -> Result<OrgImport, Reg
         .await?;
     sqlx::query(
         r#"CREATE TEMP TABLE org_stage (
-            full_name text, name_key text COLLATE "C", short_name text, category text,
+            full_name text, name_key text COLLATE "C", short_name text, short_key text,
+            category text,
             parent_key text COLLATE "C", own_province text, industry text, school_code text,
             secretary_name text, secretary_id text, secretary_phone text
         ) ON COMMIT DROP"#,
@@ -74,6 +75,9 @@ pub async fn import_orgs(pool: &PgPool, tree: &OrgTree) -> Result<OrgImport, Reg
                 Some(&o.full_name),
                 Some(&key),
                 Some(&o.short_name),
+                Some(normalise_org(&o.short_name))
+                    .filter(|k| !k.is_empty())
+                    .as_deref(),
                 Some(o.category.code()),
                 parent_key.as_deref(),
                 own,
@@ -92,15 +96,16 @@ pub async fn import_orgs(pool: &PgPool, tree: &OrgTree) -> Result<OrgImport, Reg
             .fetch_one(&mut *tx)
             .await?;
     let upserted = sqlx::query(
-        "INSERT INTO orgs (full_name, name_key, short_name, category, own_province, industry, school_code)
-         SELECT full_name, name_key, short_name, category, own_province, industry, school_code FROM org_stage
+        "INSERT INTO orgs (full_name, name_key, short_name, short_key, category, own_province, industry, school_code)
+         SELECT full_name, name_key, short_name, short_key, category, own_province, industry, school_code FROM org_stage
          ON CONFLICT (name_key) DO UPDATE SET
             full_name = EXCLUDED.full_name, short_name = EXCLUDED.short_name,
+            short_key = EXCLUDED.short_key,
             category = EXCLUDED.category, own_province = EXCLUDED.own_province,
             industry = EXCLUDED.industry, school_code = EXCLUDED.school_code, updated_at = now()
-         WHERE (orgs.full_name, orgs.short_name, orgs.category, orgs.own_province, orgs.industry, orgs.school_code)
+         WHERE (orgs.full_name, orgs.short_name, orgs.short_key, orgs.category, orgs.own_province, orgs.industry, orgs.school_code)
                IS DISTINCT FROM
-               (EXCLUDED.full_name, EXCLUDED.short_name, EXCLUDED.category, EXCLUDED.own_province,
+               (EXCLUDED.full_name, EXCLUDED.short_name, EXCLUDED.short_key, EXCLUDED.category, EXCLUDED.own_province,
                 EXCLUDED.industry, EXCLUDED.school_code)",
     )
     .execute(&mut *tx)
@@ -174,22 +179,27 @@ async fn registered_orgs(
     pool: &PgPool,
     keys: &[String],
 ) -> Result<std::collections::HashMap<String, RegisteredOrg>, sqlx::Error> {
-    let rows: Vec<(String, String, Option<String>, bool)> = sqlx::query_as(
-        "SELECT name_key, full_name, province, parent_id IS NULL FROM orgs
-         WHERE name_key = ANY($1)",
+    let rows: Vec<(String, String, Option<String>, bool, Vec<String>)> = sqlx::query_as(
+        "SELECT o.name_key, o.full_name, o.province, o.parent_id IS NULL,
+                coalesce((SELECT array_agg(a.name_key ORDER BY x.n)
+                          FROM unnest(o.path) WITH ORDINALITY AS x(id, n)
+                          JOIN orgs a ON a.id = x.id
+                          WHERE a.id <> o.id), '{}')
+         FROM orgs o WHERE o.name_key = ANY($1)",
     )
     .bind(keys)
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(key, full_name, province, is_root)| {
+        .map(|(key, full_name, province, is_root, ancestors)| {
             (
                 key,
                 RegisteredOrg {
                     full_name,
                     province,
                     is_root,
+                    ancestors,
                 },
             )
         })
@@ -289,8 +299,8 @@ impl DbOrgs {
                  FROM unnest($1::text[]) AS k(key)
                  CROSS JOIN LATERAL (
                      SELECT o.full_name FROM orgs o
-                     WHERE $2 = ANY(o.path) AND (o.short_name = k.key OR o.name_key % k.key)
-                     ORDER BY (o.short_name = k.key) DESC, similarity(o.name_key, k.key) DESC, o.id
+                     WHERE $2 = ANY(o.path) AND (o.short_key = k.key OR o.name_key % k.key)
+                     ORDER BY (o.short_key = k.key) DESC, similarity(o.name_key, k.key) DESC, o.id
                      LIMIT $3
                  ) s",
             )

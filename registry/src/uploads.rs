@@ -6,8 +6,8 @@ use pipeline::report::{ReportKind, ReportSet};
 use pipeline::text::normalise_org;
 use pipeline::validate::RowCounts;
 use serde::Serialize;
+use sqlx::PgConnection;
 use sqlx::postgres::PgPool;
-use sqlx::{Connection, PgConnection};
 
 use crate::RegistryError;
 use crate::copy::{copy_in, copy_line};
@@ -110,6 +110,8 @@ pub fn findings_copy(v: &Validation) -> Result<String, polars::prelude::PolarsEr
     for i in 0..f.height() {
         let row = rows.get(i).unwrap_or_default().to_string();
         let key = orgs.get(i).map(normalise_org);
+        // A message may name a derived ID number: never stored whole.
+        let message = messages.get(i).map(pipeline::text::mask_numbers);
         copy_line(
             &mut out,
             &[
@@ -117,7 +119,7 @@ pub fn findings_copy(v: &Validation) -> Result<String, polars::prelude::PolarsEr
                 columns.get(i),
                 codes.get(i),
                 severities.get(i),
-                messages.get(i),
+                message.as_deref(),
                 key.as_deref(),
             ],
         );
@@ -127,8 +129,19 @@ pub fn findings_copy(v: &Validation) -> Result<String, polars::prelude::PolarsEr
 
 /// Records how an upload ended and replaces its findings, in one transaction.
 pub async fn finish_upload(pool: &PgPool, id: i64, o: &UploadOutcome) -> Result<(), RegistryError> {
-    let mut conn = pool.acquire().await?;
-    let mut tx = conn.begin().await?;
+    let mut tx = pool.begin().await?;
+    finish_upload_in(&mut tx, id, o).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// [`finish_upload`] inside the caller's transaction: the load's, so the rows and the
+/// upload's outcome become visible together.
+pub async fn finish_upload_in(
+    tx: &mut PgConnection,
+    id: i64,
+    o: &UploadOutcome,
+) -> Result<(), RegistryError> {
     let c = o.counts;
     sqlx::query(
         "UPDATE uploads SET status = $2, rows_total = $3, rows_valid = $4, rows_with_errors = $5,
@@ -159,7 +172,7 @@ pub async fn finish_upload(pool: &PgPool, id: i64, o: &UploadOutcome) -> Result<
     .execute(&mut *tx)
     .await?;
     copy_in(
-        &mut tx,
+        &mut *tx,
         "COPY finding_stage FROM STDIN",
         o.findings.as_bytes(),
     )
@@ -172,8 +185,7 @@ pub async fn finish_upload(pool: &PgPool, id: i64, o: &UploadOutcome) -> Result<
     .bind(id)
     .execute(&mut *tx)
     .await?;
-    record_reports(&mut tx, id, &o.reports).await?;
-    tx.commit().await?;
+    record_reports(&mut *tx, id, &o.reports).await?;
     Ok(())
 }
 

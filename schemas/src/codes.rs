@@ -215,10 +215,15 @@ catalogue! {
     DutyMissing = "duty_missing", Row, Error, db: false,
         message: "是团干部但未填写团内现任职务",
         hint: "填写团内现任职务，或将“是否团干部”改为“否”";
-    /// A free-text cell is longer than its limit (学习工作单位: 100 characters).
+    /// A free-text cell is longer than its limit (学习工作单位: 100 characters), or any
+    /// cell longer than Excel's 32,767 characters (shown cut in the reports).
     TextTooLong = "text_too_long", Row, Error, db: false,
         message: "内容过长",
         hint: "缩短内容";
+    /// A cell holds NUL or another control character: invisible, and never stored.
+    ControlCharacter = "control_character", Row, Error, db: false,
+        message: "内容含有不可见的控制字符",
+        hint: "删除单元格中的不可见字符（可重新输入该单元格内容）";
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -634,3 +634,184 @@ fn help_texts_are_self_contained() {
         );
     }
 }
+
+/// A small tmpfs mounted for a test, unmounted on drop.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "mounting a tmpfs (the tests run as root): {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+/// The reports' file system full while `roster import` writes them: the load is not
+/// committed, the upload says `failed` and why, nothing is left half-written; with room
+/// again the same import ends as a single clean run would.
+#[sqlx::test(migrations = false)]
+async fn the_report_folder_file_system_full_leaves_nothing_loaded(pool: sqlx::PgPool) {
+    let url = url_of(&pool);
+    setup_db(&url).await;
+    let file = root().join("sample-data/members-every-mistake.xlsx");
+    let full = Tmpfs::mount("48k");
+    let out = full.0.path().join("reports");
+    let (code, text) = import_as_uploader(&url, &file, &out);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("No space left") || text.contains("28"),
+        "{text}"
+    );
+    assert_eq!(people(&pool).await, 0, "nothing loaded");
+    let (status, failure): (String, Option<String>) =
+        sqlx::query_as("SELECT status, failure FROM uploads")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "failed");
+    assert!(failure.unwrap_or_default().contains("导入失败"));
+    let left: Vec<_> = std::fs::read_dir(full.0.path()).unwrap().collect();
+    assert!(left.is_empty(), "nothing half-written: {left:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("reports");
+    let (code, text) = import_as_uploader(&url, &file, &out);
+    assert_eq!(code, 1, "{text}");
+    let s = summary(&out);
+    assert_eq!(people(&pool).await, s["rows"]["valid"].as_i64().unwrap());
+    let status: String = sqlx::query_scalar("SELECT status FROM uploads")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "succeeded");
+}
+
+/// The three examples of issue 14 through the commands: an organisation named with 99
+/// Chinese characters, and two whose names differ only in `/` and `_`, each get their
+/// own workbook from `validate` and `import`, listed with their organisation.
+#[sqlx::test(migrations = false)]
+async fn hostile_org_names_get_a_workbook_each_from_validate_and_import(pool: sqlx::PgPool) {
+    use rust_xlsxwriter::Workbook;
+    let url = url_of(&pool);
+    let dir = tempfile::tempdir().unwrap();
+    let long = format!("{}团支部", "广".repeat(96));
+    let slash = "广州市一中/实验班团支部";
+    let under = "广州市一中_实验班团支部";
+    let mut orgs = std::fs::read_to_string(root().join("sample-data/orgs.csv")).unwrap();
+    for (i, name) in [long.as_str(), slash, under].iter().enumerate() {
+        orgs.push_str(&format!("{name},恶意名{i},团支部,{UPLOADER},,,\n"));
+    }
+    let orgs_file = dir.path().join("orgs.csv");
+    std::fs::write(&orgs_file, &orgs).unwrap();
+    // One row per branch, each with a bad phone so each gets a workbook.
+    use schemas::Field;
+    let template = schemas::TemplateKind::Members.template();
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, col) in template.columns.iter().enumerate() {
+        ws.write_string(0, c as u16, col.field.header()).unwrap();
+    }
+    for (r, branch) in [long.as_str(), slash, under].iter().enumerate() {
+        let first17 = format!("44030520080615{:03}", r + 1);
+        let id = format!(
+            "{first17}{}",
+            pipeline::rules::identity::id_check_char(&first17)
+        );
+        for (c, col) in template.columns.iter().enumerate() {
+            let v = match col.field {
+                Field::Name => "张三",
+                Field::IdNumber => id.as_str(),
+                Field::Ethnicity => "汉族",
+                Field::PoliticalStatus => "共青团员",
+                Field::JoinedOn => "2022-05",
+                Field::Education => "初中在读",
+                Field::Phone => "123",
+                Field::Occupation => "学生",
+                Field::Branch => branch,
+                Field::IsCadre => "否",
+                _ => continue,
+            };
+            ws.write_string((r + 1) as u32, c as u16, v).unwrap();
+        }
+    }
+    let roster_file = dir.path().join("hostile.xlsx");
+    wb.save(&roster_file).unwrap();
+
+    let check = |out: &Path| {
+        let s = summary(out);
+        let books: Vec<(String, String)> = s["workbooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                (
+                    w["file"].as_str().unwrap().to_string(),
+                    w["organisation"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        for name in [long.as_str(), slash, under] {
+            let (file, _) = books
+                .iter()
+                .find(|(_, o)| o == name)
+                .unwrap_or_else(|| panic!("no workbook for {name}: {books:?}"));
+            assert!(out.join(file).is_file(), "{file}");
+            assert!(file.len() <= 255);
+        }
+    };
+    let out = dir.path().join("offline");
+    let o = roster()
+        .args(["validate"])
+        .arg(&roster_file)
+        .arg("--orgs")
+        .arg(&orgs_file)
+        .args(["--uploader", UPLOADER, "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    check(&out);
+
+    assert_eq!(with_db(&url, &["migrate"]).0, 0);
+    let (code, text) = with_db(&url, &["orgs", "import", orgs_file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+    let out = dir.path().join("online");
+    let (code, text) = import_as_uploader(&url, &roster_file, &out);
+    assert_eq!(code, 1, "{text}");
+    check(&out);
+    // The upload's record lists each workbook with its organisation.
+    let listed: Vec<(String, String)> = sqlx::query_as(
+        "SELECT r.name, o.full_name FROM upload_reports r JOIN orgs o ON o.id = r.org_id
+         WHERE r.kind = 'organisation'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for name in [long.as_str(), slash, under] {
+        assert_eq!(
+            listed.iter().filter(|(_, o)| o == name).count(),
+            1,
+            "{name}: {listed:?}"
+        );
+    }
+}

@@ -452,3 +452,312 @@ async fn an_object_over_the_size_limit_is_rejected_without_download(pool: sqlx::
         "{keys:?}"
     );
 }
+
+/// `roster submit s3://BUCKET/KEY` reads only the configured bucket, under `uploads/`,
+/// and never another organisation's stored roster as the caller's.
+#[sqlx::test(migrations = false)]
+async fn submit_s3_takes_only_the_callers_objects_under_uploads(pool: sqlx::PgPool) {
+    let url = url_of(&pool);
+    setup_db(&url).await;
+    let s3 = S3::start();
+    let file = root().join("sample-data/members.xlsx");
+    // The province's own upload, stored content-addressed under its id.
+    let (id, _) = submit(&s3, &url, &file);
+    let key: String = sqlx::query_scalar("SELECT object_key FROM uploads WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(key.starts_with("uploads/"), "{key}");
+    // An operator's drop folder inside uploads/.
+    let dropped = s3.dir.path().join(BUCKET).join("uploads/incoming");
+    std::fs::create_dir_all(&dropped).unwrap();
+    std::fs::copy(
+        root().join("sample-data/cadres.xlsx"),
+        dropped.join("c.xlsx"),
+    )
+    .unwrap();
+    let city = "共青团广州市委员会";
+    let try_submit = |target: &str, uploader: &str, template: &str| {
+        let o = s3
+            .roster(&url)
+            .args([
+                "submit",
+                target,
+                "--uploader",
+                uploader,
+                "--template",
+                template,
+            ])
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    // (object, uploader, allowed)
+    let table = [
+        (format!("s3://{BUCKET}/{key}"), city, false),
+        (format!("s3://other-bucket/{key}"), UPLOADER, false),
+        (
+            format!("s3://{BUCKET}/reports/{id}/summary.json"),
+            UPLOADER,
+            false,
+        ),
+        (format!("s3://{BUCKET}/uploads/../{key}"), UPLOADER, false),
+        (format!("s3://{BUCKET}/uploads/incoming/c.xlsx"), city, true),
+    ];
+    for (target, uploader, allowed) in &table {
+        let template = if target.ends_with("c.xlsx") {
+            "cadres"
+        } else {
+            "members"
+        };
+        let (code, err) = try_submit(target, uploader, template);
+        if *allowed {
+            assert_eq!(code, Some(0), "{target} as {uploader}: {err}");
+        } else {
+            assert_ne!(code, Some(0), "{target} as {uploader} was taken");
+            assert!(err.contains("不能提交对象"), "{target}: {err}");
+        }
+    }
+    // Nothing was registered for the city from the province's object.
+    let city_uploads: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM uploads u JOIN orgs o ON o.id = u.uploader_org_id
+         WHERE o.full_name = $1 AND u.template = 'members'",
+    )
+    .bind(city)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(city_uploads, 0);
+}
+
+/// Waits until some report object of upload `id` is stored.
+fn wait_for_a_report_object(s3: &S3, id: i64, within: Duration) {
+    let dir = s3
+        .dir
+        .path()
+        .join(BUCKET)
+        .join("reports")
+        .join(id.to_string());
+    let deadline = Instant::now() + within;
+    while std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "no report was ever published");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Report objects stored for upload `id`.
+fn stored_reports(s3: &S3, id: i64) -> usize {
+    std::fs::read_dir(
+        s3.dir
+            .path()
+            .join(BUCKET)
+            .join("reports")
+            .join(id.to_string()),
+    )
+    .map(|d| d.count())
+    .unwrap_or(0)
+}
+
+/// An upload with a workbook for each of many branches (publishing takes a while).
+fn many_branch_sample(dir: &Path, rows: usize) -> (PathBuf, PathBuf) {
+    let file = dir.join("many.xlsx");
+    let orgs = dir.join("orgs.csv");
+    let o = roster()
+        .args(["sample", "--rows", &rows.to_string(), "--error-rate", "0.2"])
+        .args(["--seed", "14", "--out"])
+        .arg(&file)
+        .arg("--orgs-out")
+        .arg(&orgs)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (file, orgs)
+}
+
+/// The rows an upload says are valid are exactly the people stored, and its report
+/// keys exactly the objects stored.
+async fn assert_clean_end(pool: &sqlx::PgPool, s3: &S3, s: &serde_json::Value) {
+    assert_eq!(s["status"], "succeeded", "{s}");
+    let people: i64 = sqlx::query_scalar("SELECT count(*) FROM people")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        Some(people),
+        s["rows_valid"].as_i64(),
+        "no doubled or lost rows: {s}"
+    );
+    let id = s["upload_id"].as_i64().unwrap();
+    assert_eq!(
+        stored_reports(s3, id),
+        s["report_keys"].as_array().unwrap().len(),
+        "exactly one set of reports"
+    );
+}
+
+/// Object storage stopped while a worker publishes the reports: nothing is committed
+/// before they are all stored, the job is retried, and it ends as one clean run would.
+#[sqlx::test(migrations = false)]
+async fn object_storage_stopped_while_reports_are_published(pool: sqlx::PgPool) {
+    let url = url_of(&pool);
+    setup_db(&url).await;
+    let mut s3 = S3::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (file, orgs) = many_branch_sample(dir.path(), 20_000);
+    let o = s3
+        .roster(&url)
+        .args(["orgs", "import"])
+        .arg(&orgs)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (id, _) = submit(&s3, &url, &file);
+    let _worker = Worker::start(&s3, &url, &[("ROSTER_JOB_ATTEMPTS", "10")]);
+    wait_for_a_report_object(&s3, id, Duration::from_secs(300));
+    s3.stop();
+    // Meanwhile nothing of the upload is visible.
+    let people: i64 = sqlx::query_scalar("SELECT count(*) FROM people")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(people, 0, "rows are committed only with their reports");
+    assert_ne!(status(&s3, &url, id)["status"], "succeeded");
+    std::thread::sleep(Duration::from_secs(2));
+    s3.resume();
+    let s = wait_final(&s3, &url, id, Duration::from_secs(300));
+    assert!(s["attempts"].as_i64().unwrap() >= 2, "retried: {s}");
+    assert_clean_end(&pool, &s3, &s).await;
+}
+
+/// Every connection of the database dropped while a worker's COPY streams (what a
+/// PostgreSQL restart does to its clients; the cluster itself is shared by the other
+/// tests): the attempt fails, the retry ends as one clean run would.
+#[sqlx::test(migrations = false)]
+async fn postgres_connections_dropped_while_a_copy_streams(pool: sqlx::PgPool) {
+    let url = url_of(&pool);
+    setup_db(&url).await;
+    let s3 = S3::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rows = 60_000;
+    let orgs = dir.path().join("orgs.csv");
+    let file = sample(dir.path(), "big.xlsx", rows, 8, Some(&orgs));
+    let o = s3
+        .roster(&url)
+        .args(["orgs", "import"])
+        .arg(&orgs)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (id, _) = submit(&s3, &url, &file);
+    let _worker = Worker::start(&s3, &url, &[("ROSTER_JOB_ATTEMPTS", "10")]);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !super::copying_people(&pool).await {
+        assert!(Instant::now() < deadline, "never saw the load");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let db = pool.connect_options().get_database().unwrap().to_string();
+    let dropped: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = $1 AND pid <> pg_backend_pid()) t",
+    )
+    .bind(&db)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(dropped > 0);
+    let s = wait_final(&s3, &url, id, Duration::from_secs(300));
+    assert!(s["attempts"].as_i64().unwrap() >= 2, "retried: {s}");
+    assert_eq!(s["rows_valid"].as_i64(), Some(rows as i64));
+    assert_clean_end(&pool, &s3, &s).await;
+}
+
+/// SIGTERM to a worker mid-job: it finishes the job it holds, once, then exits.
+#[sqlx::test(migrations = false)]
+async fn sigterm_to_a_worker_mid_job_finishes_it_once(pool: sqlx::PgPool) {
+    let url = url_of(&pool);
+    setup_db(&url).await;
+    let s3 = S3::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rows = 60_000;
+    let orgs = dir.path().join("orgs.csv");
+    let file = sample(dir.path(), "big.xlsx", rows, 9, Some(&orgs));
+    let o = s3
+        .roster(&url)
+        .args(["orgs", "import"])
+        .arg(&orgs)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (id, _) = submit(&s3, &url, &file);
+    let worker = Worker::start(&s3, &url, &[]);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !super::copying_people(&pool).await {
+        assert!(Instant::now() < deadline, "never saw the load");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(worker.terminate(), Some(0), "a graceful exit");
+    let s = status(&s3, &url, id);
+    assert_eq!(s["attempts"], 1, "{s}");
+    assert_eq!(s["rows_valid"].as_i64(), Some(rows as i64));
+    assert_clean_end(&pool, &s3, &s).await;
+}
+
+/// No personal data in the worker's log at debug level, and none whole in what the
+/// upload stores: a message naming the 18-digit form of a 15-digit ID keeps it masked.
+#[sqlx::test(migrations = false)]
+async fn the_worker_logs_and_stores_no_whole_identity_numbers(pool: sqlx::PgPool) {
+    let url = url_of(&pool);
+    setup_db(&url).await;
+    let s3 = S3::start();
+    let file = root().join("sample-data/members-every-mistake.xlsx");
+    let secrets = super::identifiers(&file);
+    assert!(secrets.len() > 40);
+    let (id, _) = submit(&s3, &url, &file);
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("worker.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut c = s3.roster(&url);
+    c.args(["worker"])
+        .env("ROSTER_HEARTBEAT_SECS", "1")
+        .env("RUST_LOG", "debug")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(log);
+    let worker = Worker(c.spawn().unwrap());
+    let s = wait_final(&s3, &url, id, Duration::from_secs(120));
+    assert_eq!(s["status"], "succeeded", "{s}");
+    assert_eq!(worker.terminate(), Some(0));
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("upload processed"), "the log is there: {log}");
+    for secret in &secrets {
+        assert!(
+            !log.contains(secret.as_str()),
+            "{secret} logged by the worker"
+        );
+    }
+    let messages: Vec<String> =
+        sqlx::query_scalar("SELECT message FROM upload_errors WHERE upload_id = $1")
+            .bind(id)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(
+        messages.iter().any(|m| m.contains("对应的18位号码为")),
+        "the legacy ID's message is stored"
+    );
+    for m in &messages {
+        let longest_digits = m
+            .split(|c: char| !c.is_ascii_digit())
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        assert!(longest_digits < 11, "a whole number stored: {m}");
+        for secret in &secrets {
+            assert!(!m.contains(secret.as_str()), "{secret} stored in {m}");
+        }
+    }
+}

@@ -6,7 +6,8 @@ use schemas::{ErrorCode, Field, Kind, Requirement};
 
 use super::{Ctx, Rule, truthy};
 use crate::normalise::date_part;
-use crate::{col_in, col_val};
+use crate::read::MAX_CELL_CHARS;
+use crate::{col_in, col_raw, col_val};
 
 fn input(f: Field) -> Expr {
     col(col_in(f))
@@ -27,6 +28,10 @@ pub fn rules(ctx: &Ctx) -> Vec<Rule> {
             Kind::Text { max_chars } => rules.push(text_too_long(c.field, max_chars)),
             Kind::IdNumber | Kind::DevNumber | Kind::OrgName => {}
         }
+        if !matches!(c.kind, Kind::Text { max_chars } if max_chars as usize <= MAX_CELL_CHARS) {
+            rules.push(cell_too_long(c.field));
+        }
+        rules.push(control_character(c.field));
     }
     if ctx.is_members() {
         rules.push(duty_missing());
@@ -116,4 +121,39 @@ pub fn text_too_long(f: Field, max_chars: u32) -> Rule {
         truthy(input(f).str().len_chars().gt(lit(max_chars))),
     )
     .detail(lit(format!("“{}”最多{max_chars}个字", f.header())))
+}
+
+/// Any cell over Excel's 32,767 characters (the reader keeps one more to tell).
+pub fn cell_too_long(f: Field) -> Rule {
+    let raw = col(col_raw(f));
+    Rule::new(
+        ErrorCode::TextTooLong,
+        f,
+        truthy(
+            raw.clone()
+                .str()
+                .len_bytes()
+                .gt(lit(MAX_CELL_CHARS as u32))
+                .and(raw.str().len_chars().gt(lit(MAX_CELL_CHARS as u32))),
+        ),
+    )
+    .detail(lit(format!(
+        "“{}”超过 Excel 单元格上限 {MAX_CELL_CHARS} 个字，报告中显示截断后的内容",
+        f.header()
+    )))
+}
+
+/// NUL and the other control characters (C0 but tab, line feed and carriage return;
+/// DEL; C1), as uploaded: they are invisible in Excel and PostgreSQL refuses NUL.
+pub fn control_character(f: Field) -> Rule {
+    Rule::new(
+        ErrorCode::ControlCharacter,
+        f,
+        truthy(
+            col(col_raw(f))
+                .str()
+                .contains(lit(r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x{9F}]"), true),
+        ),
+    )
+    .detail(lit(format!("“{}”", f.header())))
 }

@@ -211,3 +211,42 @@ fn identity_edges() {
     ];
     check(TemplateKind::Members, NATIONAL, cases);
 }
+
+/// Every code of the reference (`shared/reference/region-codes.csv`, copied into
+/// `schemas/data`) opens a valid ID number, among them
+/// 丽水's 1986–2000 county codes and those created since 2021: a real person's ID number
+/// is never refused over a missing region code.
+#[test]
+fn every_reference_region_code_is_accepted() {
+    let reference = schemas::reference::REGION_CODES_CSV;
+    let codes: Vec<&str> = reference
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .filter(|c| c.len() == 6 && !c.ends_with("0000"))
+        .collect();
+    assert!(codes.len() > 8000, "{}", codes.len());
+    for newly in ["332801", "332829", "350404", "500157", "653229"] {
+        assert!(codes.contains(&newly), "{newly} in the reference");
+    }
+    let rows: Vec<_> = codes
+        .iter()
+        .enumerate()
+        .map(|(i, code)| {
+            Person::new(i + 1)
+                .region(code)
+                .born(1995, 3, 1)
+                .joined("2010-05")
+                .no_dev()
+                .cells(TemplateKind::Members)
+        })
+        .collect();
+    let bytes = workbook(TemplateKind::Members, &[], None, &rows, false);
+    let v = validate(&bytes, TemplateKind::Members, NATIONAL);
+    let refused: Vec<String> = findings(&v)
+        .iter()
+        .filter(|(_, f)| f.iter().any(|x| x.0 == E::IdNumberRegion))
+        .map(|(row, _)| codes[*row as usize - 2].to_string())
+        .collect();
+    assert!(refused.is_empty(), "refused region codes: {refused:?}");
+}

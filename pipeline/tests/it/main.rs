@@ -5,6 +5,7 @@ mod blank;
 mod dev_number;
 mod fields;
 mod helpers;
+mod hostile;
 mod identity;
 mod orgs;
 mod reading;

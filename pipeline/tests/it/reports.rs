@@ -144,8 +144,27 @@ fn an_upload_writes_every_report() {
             "warnings",
             "rows",
             "counts_by_code",
-            "errors"
+            "errors",
+            "workbooks"
         ])
+    );
+    // Each organisation workbook with its organisation.
+    let books: BTreeMap<String, String> = json["workbooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["file"].as_str().unwrap().to_string(),
+                w["organisation"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        books,
+        BTreeMap::from(
+            [BRANCH, BRANCH_PARENS, GUANGDONG].map(|o| (org_file_name(o), o.to_string()))
+        )
     );
     assert_eq!(json["template"], "members");
     assert_eq!(json["verdict"], "accepted");

@@ -95,9 +95,9 @@ async fn secretaries_become_incomplete_people_with_a_post(pool: PgPool) {
 共青团广东省委员会,广东团省委,团的领导机关,共青团中央,,44,,王五,11010519491231002x,13800138000
 某中学团委,某中学,团委,共青团广东省委员会,,,,王五,11010519491231002X,13800138000
 ";
-    let done = import_orgs(&pool, &OrgTree::parse(csv.as_bytes()).unwrap())
-        .await
-        .unwrap();
+    // Checking the secretaries runs polars: off the test's current-thread runtime.
+    let tree = off_runtime(move || OrgTree::parse(csv.as_bytes()).unwrap()).await;
+    let done = import_orgs(&pool, &tree).await.unwrap();
     assert_eq!(done.secretaries, 2, "one person, two posts");
     assert_eq!(count(&pool, "SELECT count(*) FROM people").await, 1);
     let (name, verification, rule): (String, String, String) = sqlx::query_as(
@@ -483,5 +483,97 @@ async fn progress_is_recorded_while_an_upload_runs_and_only_then(pool: PgPool) {
     assert_eq!(
         (again.upload_id, again.new, again.enqueue),
         (r.upload_id, false, false)
+    );
+}
+
+/// SPEC §5: one error never hides another. A row with any offline error is still asked
+/// the database's questions about whichever of its keys is itself valid.
+#[sqlx::test(migrator = "registry::MIGRATOR")]
+async fn database_checks_run_on_every_row_whose_key_is_valid(pool: PgPool) {
+    use registry::{DbFinding, load};
+    use schemas::{ErrorCode as E, Field};
+
+    import_orgs(&pool, &tree()).await.unwrap();
+    let uploader = org_id(&pool, GUANGDONG).await;
+    let first = [Person::new(1), Person::new(2)];
+    let v = validate_online(&pool, &first, GUANGDONG).await;
+    assert_eq!(load(&pool, &v, uploader, None).await.unwrap().rows, 2);
+    let taken = Person::new(2).auto_dev();
+    // (the row, the database finding wanted)
+    let table: Vec<(Person, Option<E>)> = vec![
+        // Moved, and a bad phone: both shown.
+        (
+            Person::new(1)
+                .branch(BRANCH_PARENS)
+                .text(Field::Phone, "123"),
+            Some(E::IdRegisteredElsewhere),
+        ),
+        // Someone else's number, and a bad ethnicity.
+        (
+            Person::new(5).dev(&taken).text(Field::Ethnicity, "火星族"),
+            Some(E::DevNumberTaken),
+        ),
+        // Someone else's number and a bad ID number: the number is still taken.
+        (
+            {
+                let p = Person::new(6).dev(&taken);
+                let bad = p.id_bad_check();
+                p.text(Field::IdNumber, &bad)
+            },
+            Some(E::DevNumberTaken),
+        ),
+        // Moved, with a badly formed number: the ID is still registered elsewhere.
+        (
+            Person::new(1)
+                .branch(BRANCH_PARENS)
+                .dev("2019ABC")
+                .text(Field::Name, "李4"),
+            Some(E::IdRegisteredElsewhere),
+        ),
+        // An unknown branch: not judged "elsewhere" (it may be a typo of its own).
+        (Person::new(1).text(Field::Branch, "查无此支部"), None),
+        // Its own number, a bad phone: nothing from the database.
+        (Person::new(2).text(Field::Phone, "123"), None),
+        // A bad number that nobody holds.
+        (Person::new(7).dev("2019ABC"), None),
+    ];
+    let people: Vec<Person> = table.iter().map(|(p, _)| p.clone()).collect();
+    let v = validate_online(&pool, &people, GUANGDONG).await;
+    assert_eq!(v.rows, 0, "every row has an offline error");
+    let loaded = load(&pool, &v, uploader, None).await.unwrap();
+    let want: Vec<DbFinding> = table
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, code))| {
+            code.map(|code| DbFinding {
+                row: i as u32 + 2,
+                code,
+            })
+        })
+        .collect();
+    assert_eq!(loaded.findings, want);
+    assert_eq!(loaded.rows, 0);
+}
+
+/// Short names are compared normalised on both sides online too: stored with a
+/// full-width digit and a zero-width space, typed plainly.
+#[sqlx::test(migrator = "registry::MIGRATOR")]
+async fn short_name_suggestions_normalise_both_sides_online(pool: PgPool) {
+    let csv = ORGS_CSV.replace(",初一1班,", ",初一\u{200B}１班,");
+    import_orgs(&pool, &OrgTree::parse(csv.as_bytes()).unwrap())
+        .await
+        .unwrap();
+    let db = registry::DbOrgs::for_uploader(&pool, GUANGDONG)
+        .await
+        .unwrap()
+        .unwrap();
+    let got = off_runtime(move || {
+        use pipeline::orgs::OrgResolver;
+        db.resolve(&["初一1班"]).unwrap()
+    })
+    .await;
+    assert_eq!(
+        got[0].as_ref().unwrap_err().first().map(String::as_str),
+        Some(BRANCH)
     );
 }
