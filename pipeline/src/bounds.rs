@@ -28,6 +28,7 @@ enum Over {
 /// Inflates every XML and binary part of a zip container, refusing the file when the
 /// parts hold more than `limits.max_uncompressed_bytes` in all or any token is longer
 /// than [`MAX_TOKEN_BYTES`]. Parts are checked in parallel.
+#[tracing::instrument(skip_all, fields(bytes = bytes.len()))]
 pub(crate) fn check_zip(bytes: &[u8], limits: &ReadLimits) -> Result<(), Rejection> {
     let zip = ::zip::ZipArchive::new(Cursor::new(bytes)).map_err(corrupt)?;
     let parts: Vec<usize> = (0..zip.len())
@@ -37,7 +38,7 @@ pub(crate) fn check_zip(bytes: &[u8], limits: &ReadLimits) -> Result<(), Rejecti
         })
         .collect();
     let total = AtomicU64::new(0);
-    let verdict = parts.par_iter().try_for_each(|&i| {
+    parts.par_iter().try_for_each(|&i| {
         let mut zip = zip.clone();
         let mut part = zip.by_index(i).map_err(corrupt)?;
         let binary = part
@@ -68,8 +69,7 @@ pub(crate) fn check_zip(bytes: &[u8], limits: &ReadLimits) -> Result<(), Rejecti
             }),
             Err(e) => Err(corrupt(e)),
         }
-    });
-    verdict
+    })
 }
 
 #[derive(Debug, PartialEq)]

@@ -326,8 +326,8 @@ impl OrgTree {
         let n = orgs.len();
         let mut parent: Vec<Option<usize>> = orgs.iter().map(|o| o.parent).collect();
         let mut extra: HashMap<String, usize> = HashMap::new();
-        for i in 0..n {
-            let Some(r) = &orgs[i].registered_parent else {
+        for (i, org) in orgs.iter().enumerate() {
+            let Some(r) = &org.registered_parent else {
                 continue;
             };
             // r's chain, nearest first: r, its parent, … the root.

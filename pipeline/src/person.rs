@@ -121,7 +121,8 @@ pub fn check_people(
         out.column(identity::BIRTH_D)?.i32()?,
     );
     let mut checks = Vec::with_capacity(height);
-    for row in 0..height {
+    let typed = values[0].iter().zip(&values[1]).zip(&values[2]);
+    for (row, ((name, id_number), phone)) in typed.enumerate() {
         let mut findings = Vec::new();
         for (r, flag) in rules.iter().zip(&flags) {
             if flag.get(row) == Some(true) && !findings.iter().any(|(f, _)| *f == r.field) {
@@ -134,12 +135,11 @@ pub fn check_people(
             }
             _ => None,
         };
-        let value = |k: usize| values[k][row].clone().unwrap_or_default();
         checks.push(PersonCheck {
             person: Person {
-                name: value(0),
-                id_number: value(1),
-                phone: value(2),
+                name: name.clone().unwrap_or_default(),
+                id_number: id_number.clone().unwrap_or_default(),
+                phone: phone.clone().unwrap_or_default(),
             },
             findings,
             birth,

@@ -285,13 +285,26 @@ pub fn write_reports(v: &Validation, out: &Path) -> Result<ReportSet, PipelineEr
 /// A taken name gets a short suffix hashed from the full organisation name, so the
 /// same organisations always get the same files.
 pub fn book_names<'a>(orgs: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let orgs: Vec<&str> = orgs.collect();
     let mut taken: std::collections::HashSet<String> =
         [SUMMARY_XLSX, SUMMARY_JSON, ESCALATIONS_XLSX]
             .iter()
             .map(|f| file_key(f))
             .collect();
-    orgs.map(|org| {
-        let mut name = org_file_name(org);
+    let plain: Vec<String> = orgs.iter().map(|o| org_file_name(o)).collect();
+    let mut names: Vec<Option<String>> = vec![None; orgs.len()];
+    // First the organisations whose name needed no change: 广州市一中_实验班团支部 keeps
+    // its own name even when 广州市一中/实验班团支部 comes first and would make it too.
+    for (i, org) in orgs.iter().enumerate() {
+        if plain[i].strip_suffix(XLSX) == Some(org) && taken.insert(file_key(&plain[i])) {
+            names[i] = Some(plain[i].clone());
+        }
+    }
+    for (i, org) in orgs.iter().enumerate() {
+        if names[i].is_some() {
+            continue;
+        }
+        let mut name = plain[i].clone();
         let mut seed = 0_u64;
         while !taken.insert(file_key(&name)) {
             // FNV-1a: stable across runs, platforms and versions.
@@ -302,9 +315,9 @@ pub fn book_names<'a>(orgs: impl Iterator<Item = &'a str>) -> Vec<String> {
             name = format!("{stem}~{:08x}{XLSX}", hash as u32);
             seed += 1;
         }
-        name
-    })
-    .collect()
+        names[i] = Some(name);
+    }
+    names.into_iter().flatten().collect()
 }
 
 /// How two file names compare on a case- and normalisation-insensitive file system.

@@ -174,12 +174,15 @@ pub async fn parse_org_file(
     .map_err(RegistryError::from)
 }
 
+/// Name key, full name, province, is a root, ancestors' name keys (root first).
+type RegisteredRow = (String, String, Option<String>, bool, Vec<String>);
+
 /// The registered organisations among these normalised names.
 async fn registered_orgs(
     pool: &PgPool,
     keys: &[String],
 ) -> Result<std::collections::HashMap<String, RegisteredOrg>, sqlx::Error> {
-    let rows: Vec<(String, String, Option<String>, bool, Vec<String>)> = sqlx::query_as(
+    let rows: Vec<RegisteredRow> = sqlx::query_as(
         "SELECT o.name_key, o.full_name, o.province, o.parent_id IS NULL,
                 coalesce((SELECT array_agg(a.name_key ORDER BY x.n)
                           FROM unnest(o.path) WITH ORDINALITY AS x(id, n)

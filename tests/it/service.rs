@@ -761,3 +761,138 @@ async fn the_worker_logs_and_stores_no_whole_identity_numbers(pool: sqlx::PgPool
         }
     }
 }
+
+/// A PostgreSQL cluster of the test's own (initdb in a temporary folder, a free port),
+/// so it can be restarted without disturbing the tests that share the machine's.
+struct PrivatePg {
+    dir: tempfile::TempDir,
+    port: u16,
+    bin: PathBuf,
+}
+
+impl PrivatePg {
+    fn start() -> PrivatePg {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL's server binaries (scripts/test installs them)")
+            .map(|e| e.unwrap().path().join("bin"))
+            .filter(|p| p.join("initdb").exists())
+            .max()
+            .expect("an initdb");
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // The server refuses to run as root: the folder is the postgres user's.
+        let ok = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let pg = PrivatePg { dir, port, bin };
+        pg.as_postgres(&[
+            pg.bin.join("initdb").to_str().unwrap(),
+            "-D",
+            pg.data().to_str().unwrap(),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        ]);
+        pg.ctl("start");
+        pg
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn as_postgres(&self, args: &[&str]) {
+        let o = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    fn ctl(&self, action: &str) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log");
+        self.as_postgres(&[
+            self.bin.join("pg_ctl").to_str().unwrap(),
+            "-D",
+            self.data().to_str().unwrap(),
+            "-o",
+            &options,
+            "-l",
+            log.to_str().unwrap(),
+            "-m",
+            "fast",
+            "-w",
+            action,
+        ]);
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+/// PostgreSQL restarted (a cluster of the test's own) while a worker's COPY streams: the
+/// attempt fails, the worker retries, and the upload ends as one clean run would.
+#[sqlx::test(migrations = false)]
+async fn postgres_restarted_while_a_copy_streams(_shared: sqlx::PgPool) {
+    let pg = PrivatePg::start();
+    let url = pg.url();
+    setup_db(&url).await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let s3 = S3::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rows = 60_000;
+    let orgs = dir.path().join("orgs.csv");
+    let file = sample(dir.path(), "big.xlsx", rows, 10, Some(&orgs));
+    let o = s3
+        .roster(&url)
+        .args(["orgs", "import"])
+        .arg(&orgs)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (id, _) = submit(&s3, &url, &file);
+    let _worker = Worker::start(&s3, &url, &[("ROSTER_JOB_ATTEMPTS", "10")]);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !super::copying_people(&pool).await {
+        assert!(Instant::now() < deadline, "never saw the load");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    pg.ctl("restart");
+    let s = wait_final(&s3, &url, id, Duration::from_secs(300));
+    assert!(s["attempts"].as_i64().unwrap() >= 2, "retried: {s}");
+    assert_eq!(s["rows_valid"].as_i64(), Some(rows as i64));
+    assert_clean_end(&pool, &s3, &s).await;
+}
