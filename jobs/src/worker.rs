@@ -18,6 +18,9 @@ use sqlx::PgPool;
 use crate::queue::{Liveness, ProcessUpload, backend};
 use crate::storage::{Storage, StorageError};
 
+/// The pause before a worker that ended with an error is started again.
+const RESTART_PAUSE: Duration = Duration::from_millis(500);
+
 /// Report uploads in flight at once.
 const PARALLEL_PUTS: usize = 16;
 
@@ -113,7 +116,21 @@ pub async fn run(
         storage,
         options,
     });
-    let mut monitor = Monitor::new();
+    // A worker whose queue polling fails (the database restarting, its connections
+    // dropped) ends with an error and, by default, stays down with its job. It is
+    // restarted instead, after a pause so a database that is still down is not polled
+    // in a tight loop; the job it held goes back to the queue when its heartbeat stops
+    // (`Liveness`), and the upload ends as a single clean run would.
+    let mut monitor = Monitor::new().should_restart(|worker, error| {
+        tracing::warn!(
+            worker = worker.name(),
+            restarts = worker.restarts(),
+            error = %error,
+            "worker ended with an error; restarting it"
+        );
+        std::thread::sleep(RESTART_PAUSE);
+        true
+    });
     for i in 0..n {
         let (pool, ctx, name) = (pool.clone(), ctx.clone(), name.clone());
         monitor = monitor.register(move |restarts| {

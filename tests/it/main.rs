@@ -772,21 +772,8 @@ async fn hostile_org_names_get_a_workbook_each_from_validate_and_import(pool: sq
         }
     };
     let out = dir.path().join("offline");
-    let o = roster()
-        .args(["validate"])
-        .arg(&roster_file)
-        .arg("--orgs")
-        .arg(&orgs_file)
-        .args(["--uploader", UPLOADER, "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let (code, text) = validate(&roster_file, &orgs_file, "members", &out);
+    assert_eq!(code, 1, "{text}");
     check(&out);
 
     assert_eq!(with_db(&url, &["migrate"]).0, 0);

@@ -37,6 +37,17 @@ impl Worker {
             .env("ROSTER_JOB_BACKOFF_MS", "300")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        // ROSTER_TEST_WORKER_LOG=DIR keeps each worker's log there, for a failing run.
+        if let Some(dir) = std::env::var_os("ROSTER_TEST_WORKER_LOG") {
+            let file = tempfile::Builder::new()
+                .prefix("worker-")
+                .suffix(".log")
+                .disable_cleanup(true)
+                .tempfile_in(dir)
+                .unwrap();
+            c.stderr(file.into_file())
+                .env("RUST_LOG", "info,apalis=debug");
+        }
         for (k, v) in extra {
             c.env(k, v);
         }
@@ -125,6 +136,32 @@ fn cells(bytes: &[u8]) -> Vec<(String, Vec<Vec<String>>)> {
             (name, rows)
         })
         .collect()
+}
+
+/// A clean sample of `rows` rows whose org file is imported first, submitted: its upload
+/// id, and the folder holding the files.
+fn submit_sample_with_orgs(s3: &S3, url: &str, rows: usize, seed: u64) -> (i64, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let orgs = dir.path().join("orgs.csv");
+    let file = sample(dir.path(), "big.xlsx", rows, seed, Some(&orgs));
+    let o = s3
+        .roster(url)
+        .args(["orgs", "import"])
+        .arg(&orgs)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (id, _) = submit(s3, url, &file);
+    (id, dir)
+}
+
+/// Waits until a load is COPYing people into the pool's database.
+async fn wait_for_copy(pool: &sqlx::PgPool) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !super::copying_people(pool).await {
+        assert!(Instant::now() < deadline, "never saw the load");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 #[sqlx::test(migrations = false)]
@@ -297,27 +334,10 @@ async fn a_worker_killed_mid_job_leaves_one_complete_upload(pool: sqlx::PgPool) 
     let url = url_of(&pool);
     setup_db(&url).await;
     let s3 = S3::start();
-    let dir = tempfile::tempdir().unwrap();
     let rows = 60_000;
-    let orgs = dir.path().join("orgs.csv");
-    let file = sample(dir.path(), "big.xlsx", rows, 7, Some(&orgs));
-    let o = s3
-        .roster(&url)
-        .args(["orgs", "import"])
-        .arg(&orgs)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let (id, _) = submit(&s3, &url, &file);
+    let (id, _dir) = submit_sample_with_orgs(&s3, &url, rows, 7);
     let victim = Worker::start(&s3, &url, &[]);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        if super::copying_people(&pool).await {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never saw the load");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for_copy(&pool).await;
     drop(victim); // SIGKILL mid-load
     let _rescuer = Worker::start(&s3, &url, &[]);
     let s = wait_final(&s3, &url, id, Duration::from_secs(300));
@@ -641,24 +661,10 @@ async fn postgres_connections_dropped_while_a_copy_streams(pool: sqlx::PgPool) {
     let url = url_of(&pool);
     setup_db(&url).await;
     let s3 = S3::start();
-    let dir = tempfile::tempdir().unwrap();
     let rows = 60_000;
-    let orgs = dir.path().join("orgs.csv");
-    let file = sample(dir.path(), "big.xlsx", rows, 8, Some(&orgs));
-    let o = s3
-        .roster(&url)
-        .args(["orgs", "import"])
-        .arg(&orgs)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let (id, _) = submit(&s3, &url, &file);
+    let (id, _dir) = submit_sample_with_orgs(&s3, &url, rows, 8);
     let _worker = Worker::start(&s3, &url, &[("ROSTER_JOB_ATTEMPTS", "10")]);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !super::copying_people(&pool).await {
-        assert!(Instant::now() < deadline, "never saw the load");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for_copy(&pool).await;
     let db = pool.connect_options().get_database().unwrap().to_string();
     let dropped: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
@@ -681,24 +687,10 @@ async fn sigterm_to_a_worker_mid_job_finishes_it_once(pool: sqlx::PgPool) {
     let url = url_of(&pool);
     setup_db(&url).await;
     let s3 = S3::start();
-    let dir = tempfile::tempdir().unwrap();
     let rows = 60_000;
-    let orgs = dir.path().join("orgs.csv");
-    let file = sample(dir.path(), "big.xlsx", rows, 9, Some(&orgs));
-    let o = s3
-        .roster(&url)
-        .args(["orgs", "import"])
-        .arg(&orgs)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let (id, _) = submit(&s3, &url, &file);
+    let (id, _dir) = submit_sample_with_orgs(&s3, &url, rows, 9);
     let worker = Worker::start(&s3, &url, &[]);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !super::copying_people(&pool).await {
-        assert!(Instant::now() < deadline, "never saw the load");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for_copy(&pool).await;
     assert_eq!(worker.terminate(), Some(0), "a graceful exit");
     let s = status(&s3, &url, id);
     assert_eq!(s["attempts"], 1, "{s}");
@@ -872,24 +864,10 @@ async fn postgres_restarted_while_a_copy_streams(_shared: sqlx::PgPool) {
     setup_db(&url).await;
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     let s3 = S3::start();
-    let dir = tempfile::tempdir().unwrap();
     let rows = 60_000;
-    let orgs = dir.path().join("orgs.csv");
-    let file = sample(dir.path(), "big.xlsx", rows, 10, Some(&orgs));
-    let o = s3
-        .roster(&url)
-        .args(["orgs", "import"])
-        .arg(&orgs)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let (id, _) = submit(&s3, &url, &file);
+    let (id, _dir) = submit_sample_with_orgs(&s3, &url, rows, 10);
     let _worker = Worker::start(&s3, &url, &[("ROSTER_JOB_ATTEMPTS", "10")]);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !super::copying_people(&pool).await {
-        assert!(Instant::now() < deadline, "never saw the load");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for_copy(&pool).await;
     pg.ctl("restart");
     let s = wait_final(&s3, &url, id, Duration::from_secs(300));
     assert!(s["attempts"].as_i64().unwrap() >= 2, "retried: {s}");

@@ -419,3 +419,18 @@ pub fn column_str(df: &DataFrame, name: &str) -> Vec<Option<String>> {
         .map(|v| v.map(str::to_string))
         .collect()
 }
+
+/// The organisation each workbook of `summary.json` belongs to, by file.
+pub fn workbooks(json: &serde_json::Value) -> Vec<(String, String)> {
+    json["workbooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["file"].as_str().unwrap().to_string(),
+                w["organisation"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}

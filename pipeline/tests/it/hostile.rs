@@ -169,21 +169,6 @@ fn reports_for(branches: &[&str]) -> (serde_json::Value, Vec<String>, tempfile::
     (json, set.files, dir)
 }
 
-/// The organisation each workbook of `summary.json` belongs to, by file.
-fn workbooks(json: &serde_json::Value) -> Vec<(String, String)> {
-    json["workbooks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| {
-            (
-                w["file"].as_str().unwrap().to_string(),
-                w["organisation"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn an_org_name_of_99_chinese_characters_gets_its_workbook() {
     let long = format!("{}团支部", "广".repeat(96));

@@ -149,17 +149,7 @@ fn an_upload_writes_every_report() {
         ])
     );
     // Each organisation workbook with its organisation.
-    let books: BTreeMap<String, String> = json["workbooks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| {
-            (
-                w["file"].as_str().unwrap().to_string(),
-                w["organisation"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let books: BTreeMap<String, String> = workbooks(&json).into_iter().collect();
     assert_eq!(
         books,
         BTreeMap::from(
