@@ -185,3 +185,227 @@ fn scan_records(
         }
     }
 }
+
+/// Sector ids at and above this are markers (free, end of chain, FAT, DIFAT).
+const MAX_REG_SECT: u32 = 0xFFFF_FFFA;
+
+/// Refuses a CFB container (xls) whose sector chains loop. The parser follows a chain
+/// until its end marker, appending a sector each step: a chain that comes back on
+/// itself makes it allocate without end (found by fuzzing: a 7.6 KB file, 4 GB asked).
+/// The FAT and the mini FAT are next-pointer tables, so a loop anywhere is found in one
+/// linear walk.
+#[tracing::instrument(skip_all, fields(bytes = bytes.len()))]
+pub(crate) fn check_cfb(bytes: &[u8]) -> Result<(), Rejection> {
+    let bad = |what: &str| Rejection {
+        code: ErrorCode::FileUnreadable,
+        message: format!(
+            "{}：xls 文件结构损坏（{what}）",
+            ErrorCode::FileUnreadable.message()
+        ),
+    };
+    let u16_at = |at: usize| {
+        bytes
+            .get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
+    let u32_at = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let shift = u16_at(30).ok_or_else(|| bad("文件头不完整"))?;
+    let sector = match shift {
+        9 => 512usize,
+        12 => 4096,
+        _ => return Err(bad("扇区大小无效")),
+    };
+    let sectors = bytes.len().saturating_sub(sector) / sector + 1;
+    let read_sector = |id: u32| -> Option<&[u8]> {
+        let start = (id as usize).checked_add(1)?.checked_mul(sector)?;
+        bytes.get(start..start.checked_add(sector)?)
+    };
+    let entries = |s: &[u8]| -> Vec<u32> {
+        s.chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    };
+    // The FAT's own sectors: 109 in the header, the rest in the DIFAT chain.
+    let mut fat_sectors: Vec<u32> = (0..109).filter_map(|i| u32_at(76 + 4 * i)).collect();
+    let mut next = u32_at(68).unwrap_or(u32::MAX);
+    let mut hops = 0;
+    while next <= MAX_REG_SECT {
+        hops += 1;
+        if hops > sectors {
+            return Err(bad("DIFAT 链成环"));
+        }
+        let Some(s) = read_sector(next) else { break };
+        let mut ids = entries(s);
+        next = ids.pop().unwrap_or(u32::MAX);
+        fat_sectors.extend(ids);
+    }
+    let mut fat: Vec<u32> = Vec::new();
+    for id in fat_sectors.into_iter().filter(|&id| id <= MAX_REG_SECT) {
+        if let Some(s) = read_sector(id) {
+            fat.extend(entries(s));
+        }
+        if fat.len() > sectors.saturating_mul(sector / 4) {
+            return Err(bad("FAT 过大"));
+        }
+    }
+    if has_loop(&fat) {
+        return Err(bad("扇区链成环"));
+    }
+    // The mini FAT: its sectors are a FAT chain (now known to end), its entries another
+    // next-pointer table.
+    let mut mini: Vec<u32> = Vec::new();
+    let mut id = u32_at(60).unwrap_or(u32::MAX);
+    while id <= MAX_REG_SECT {
+        let Some(s) = read_sector(id) else { break };
+        mini.extend(entries(s));
+        id = fat.get(id as usize).copied().unwrap_or(u32::MAX);
+    }
+    if has_loop(&mini) {
+        return Err(bad("短扇区链成环"));
+    }
+    // The workbook stream's cells: the parser makes each sheet a dense grid over the
+    // box its cells span, so one cell at a far row and column asks for a grid of
+    // billions (found by fuzzing: 137 GB). An xls sheet holds 65,536 × 256 cells.
+    let chain = |start: u32, table: &[u32], read: &dyn Fn(u32) -> Option<Vec<u8>>, len: usize| {
+        let mut out = Vec::new();
+        let mut id = start;
+        while id <= MAX_REG_SECT && out.len() < len {
+            let Some(s) = read(id) else { break };
+            out.extend_from_slice(&s);
+            id = table.get(id as usize).copied().unwrap_or(u32::MAX);
+        }
+        out.truncate(len);
+        out
+    };
+    let big = |id: u32| read_sector(id).map(<[u8]>::to_vec);
+    let dir = chain(u32_at(48).unwrap_or(u32::MAX), &fat, &big, usize::MAX);
+    let entry = |e: &[u8]| -> (String, u8, u32, usize) {
+        let name_len = (u16::from_le_bytes([e[64], e[65]]) as usize).min(64);
+        let name: Vec<u16> = e[..name_len]
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .take_while(|&c| c != 0)
+            .collect();
+        let start = u32::from_le_bytes([e[116], e[117], e[118], e[119]]);
+        let size = u32::from_le_bytes([e[120], e[121], e[122], e[123]]) as usize;
+        (String::from_utf16_lossy(&name), e[66], start, size)
+    };
+    let entries_of_dir: Vec<_> = dir.chunks_exact(128).map(entry).collect();
+    let Some(root) = entries_of_dir.iter().find(|e| e.1 == 5) else {
+        return Ok(());
+    };
+    let Some(book) = entries_of_dir.iter().find(|e| {
+        e.1 == 2 && (e.0.eq_ignore_ascii_case("Workbook") || e.0.eq_ignore_ascii_case("Book"))
+    }) else {
+        return Ok(());
+    };
+    let stream = if book.3 >= 4096 {
+        chain(book.2, &fat, &big, book.3)
+    } else {
+        let ministream = chain(root.2, &fat, &big, usize::MAX);
+        let small = |id: u32| {
+            let at = (id as usize).checked_mul(64)?;
+            ministream.get(at..at.checked_add(64)?).map(<[u8]>::to_vec)
+        };
+        chain(book.2, &mini, &small, book.3)
+    };
+    if biff_grid_too_large(&stream) {
+        return Err(bad("单元格位置超出 xls 工作表范围"));
+    }
+    Ok(())
+}
+
+/// Cells an xls sheet can hold: 65,536 rows by 256 columns.
+const XLS_SHEET_CELLS: u64 = 65_536 * 256;
+
+/// Whether some sheet of a BIFF workbook stream has cells spanning a box larger than an
+/// xls sheet.
+fn biff_grid_too_large(stream: &[u8]) -> bool {
+    let mut at = 0;
+    // (min row, max row, min col, max col) of the current sheet.
+    let mut b: Option<(u32, u32, u32, u32)> = None;
+    let too_large = |b: Option<(u32, u32, u32, u32)>| {
+        b.is_some_and(|(r0, r1, c0, c1)| {
+            u64::from(r1 - r0 + 1) * u64::from(c1 - c0 + 1) > XLS_SHEET_CELLS
+        })
+    };
+    while at + 4 <= stream.len() {
+        let kind = u16::from_le_bytes([stream[at], stream[at + 1]]);
+        let len = u16::from_le_bytes([stream[at + 2], stream[at + 3]]) as usize;
+        let Some(data) = stream.get(at + 4..at + 4 + len) else {
+            break;
+        };
+        at += 4 + len;
+        let u16_of = |i: usize| {
+            data.get(i..i + 2)
+                .map(|x| u32::from(u16::from_le_bytes([x[0], x[1]])))
+        };
+        let cells: Option<(u32, u32, u32)> = match kind {
+            // BOF: a new substream.
+            0x0809 => {
+                if too_large(b) {
+                    return true;
+                }
+                b = None;
+                None
+            }
+            // MULRK, MULBLANK: row, first column, …, last column.
+            0x00BD | 0x00BE if len >= 6 => match (u16_of(0), u16_of(2), u16_of(len - 2)) {
+                (Some(r), Some(c0), Some(c1)) => Some((r, c0.min(c1), c0.max(c1))),
+                _ => None,
+            },
+            // LABELSST, NUMBER, RK, LABEL, BOOLERR, FORMULA, BLANK, RSTRING.
+            0x00FD | 0x0203 | 0x027E | 0x0204 | 0x0205 | 0x0006 | 0x0201 | 0x00D6 => {
+                match (u16_of(0), u16_of(2)) {
+                    (Some(r), Some(c)) => Some((r, c, c)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if let Some((r, c0, c1)) = cells {
+            b = Some(match b {
+                None => (r, r, c0, c1),
+                Some((r0, r1, a0, a1)) => (r0.min(r), r1.max(r), a0.min(c0), a1.max(c1)),
+            });
+        }
+    }
+    too_large(b)
+}
+
+/// Whether following `next` from some entry comes back to an entry already on the way.
+fn has_loop(next: &[u32]) -> bool {
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        Unseen,
+        OnPath,
+        Done,
+    }
+    let mut state = vec![State::Unseen; next.len()];
+    let mut path = Vec::new();
+    for start in 0..next.len() {
+        let mut i = start;
+        loop {
+            match state[i] {
+                State::OnPath => return true,
+                State::Done => break,
+                State::Unseen => {
+                    state[i] = State::OnPath;
+                    path.push(i);
+                    match next[i] {
+                        n if n <= MAX_REG_SECT && (n as usize) < next.len() => i = n as usize,
+                        _ => break,
+                    }
+                }
+            }
+        }
+        for node in path.drain(..) {
+            state[node] = State::Done;
+        }
+    }
+    false
+}

@@ -146,6 +146,8 @@ fn read_inner(
     let format = sniff(bytes, limits)?;
     if bytes.starts_with(b"PK") {
         crate::bounds::check_zip(bytes, limits)?;
+    } else if format == Format::Xls {
+        crate::bounds::check_cfb(bytes)?;
     }
     let cursor = Cursor::new(bytes);
     let max_rows = limits.max_rows;
@@ -227,6 +229,8 @@ pub(crate) fn read_grid(
     let format = sniff(bytes, limits)?;
     if bytes.starts_with(b"PK") {
         crate::bounds::check_zip(bytes, limits)?;
+    } else if format == Format::Xls {
+        crate::bounds::check_cfb(bytes)?;
     }
     let mut grid: Vec<Vec<String>> = Vec::new();
     let mut put = |r: u32, c: u32, v: CellText<'_>| -> Result<(), Rejection> {

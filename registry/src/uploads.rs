@@ -19,7 +19,9 @@ pub fn content_sha256(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
-/// Registers (or finds) the upload of this content and marks it running.
+/// Registers (or finds) the upload of this content and marks it running, unless it
+/// already ended `succeeded` or `rejected`: its rows are loaded, and it says so until the
+/// run again records its own outcome (a failure of that run leaves it as it was).
 pub async fn begin_upload(
     pool: &PgPool,
     uploader_id: i64,
@@ -30,7 +32,9 @@ pub async fn begin_upload(
         "INSERT INTO uploads (uploader_org_id, template, content_sha256, status, started_at)
          VALUES ($1, $2, $3, 'running', now())
          ON CONFLICT (content_sha256, uploader_org_id, template) DO UPDATE
-            SET status = 'running', started_at = now(), finished_at = NULL, failure = NULL
+            SET status = CASE WHEN uploads.status IN ('succeeded', 'rejected')
+                              THEN uploads.status ELSE 'running' END,
+                started_at = now(), failure = NULL
          RETURNING id",
     )
     .bind(uploader_id)

@@ -734,3 +734,44 @@ fn org_files_get_the_rosters_guards() {
         assert!(problems[0].contains(words), "{what}: {problems:?}");
     }
 }
+
+// ---- Fuzzing findings (fuzz/regressions/) ----
+
+fn regression(name: &str) -> Vec<u8> {
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(here.join("../fuzz/regressions").join(name)).unwrap()
+}
+
+/// `roster_reader`: a 7.6 KB xls whose directory's sector chain loops made calamine
+/// append sectors until a 4 GB allocation failed. Now a verdict before calamine reads.
+#[test]
+fn fuzz_finding_an_xls_whose_sector_chain_loops_gets_a_verdict() {
+    match outcome(&regression("roster_reader-cfb-loop.xls")) {
+        Outcome::Rejected(r) => {
+            assert_eq!(r.code, E::FileUnreadable, "{r:?}");
+            assert!(r.message.contains("成环"), "{r:?}");
+        }
+        Outcome::Accepted(_) => panic!("a looping xls was read"),
+    }
+}
+
+/// `org_file`: an xls on which calamine panics (an assertion in its CFB utilities).
+/// The guard turns it into a problem of the file.
+#[test]
+fn fuzz_finding_a_calamine_panic_in_an_org_file_is_a_problem() {
+    let problems = OrgTree::parse(&regression("org_file-calamine-panic.bin"))
+        .expect_err("a broken org file")
+        .problems;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+}
+
+/// `roster_reader`: an xls with a cell at a far row and column made calamine allocate a
+/// dense grid over the box (137 GB asked) while opening the workbook. Now a verdict from
+/// the cells' positions, read before calamine.
+#[test]
+fn fuzz_finding_an_xls_cell_far_outside_a_sheet_gets_a_verdict() {
+    match outcome(&regression("roster_reader-xls-far-cell.xls")) {
+        Outcome::Rejected(r) => assert_eq!(r.code, E::FileUnreadable, "{r:?}"),
+        Outcome::Accepted(_) => panic!("read"),
+    }
+}
