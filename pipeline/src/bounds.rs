@@ -220,9 +220,19 @@ pub(crate) fn check_cfb(bytes: &[u8]) -> Result<(), Rejection> {
         _ => return Err(bad("扇区大小无效")),
     };
     let sectors = bytes.len().saturating_sub(sector) / sector + 1;
-    let read_sector = |id: u32| -> Option<&[u8]> {
-        let start = (id as usize).checked_add(1)?.checked_mul(sector)?;
-        bytes.get(start..start.checked_add(sector)?)
+    // As the parser sees sectors: any id up to the file's length in sectors, the part
+    // past the end of the file read as zeros.
+    let max_id = bytes.len() / sector;
+    let read_sector = |id: u32| -> Option<Vec<u8>> {
+        if id as usize > max_id {
+            return None;
+        }
+        let start = (id as usize + 1) * sector;
+        let mut s = bytes
+            .get(start.min(bytes.len())..(start + sector).min(bytes.len()))?
+            .to_vec();
+        s.resize(sector, 0);
+        Some(s)
     };
     let entries = |s: &[u8]| -> Vec<u32> {
         s.chunks_exact(4)
@@ -239,14 +249,14 @@ pub(crate) fn check_cfb(bytes: &[u8]) -> Result<(), Rejection> {
             return Err(bad("DIFAT 链成环"));
         }
         let Some(s) = read_sector(next) else { break };
-        let mut ids = entries(s);
+        let mut ids = entries(&s);
         next = ids.pop().unwrap_or(u32::MAX);
         fat_sectors.extend(ids);
     }
     let mut fat: Vec<u32> = Vec::new();
     for id in fat_sectors.into_iter().filter(|&id| id <= MAX_REG_SECT) {
         if let Some(s) = read_sector(id) {
-            fat.extend(entries(s));
+            fat.extend(entries(&s));
         }
         if fat.len() > sectors.saturating_mul(sector / 4) {
             return Err(bad("FAT 过大"));
@@ -261,7 +271,7 @@ pub(crate) fn check_cfb(bytes: &[u8]) -> Result<(), Rejection> {
     let mut id = u32_at(60).unwrap_or(u32::MAX);
     while id <= MAX_REG_SECT {
         let Some(s) = read_sector(id) else { break };
-        mini.extend(entries(s));
+        mini.extend(entries(&s));
         id = fat.get(id as usize).copied().unwrap_or(u32::MAX);
     }
     if has_loop(&mini) {
@@ -281,7 +291,7 @@ pub(crate) fn check_cfb(bytes: &[u8]) -> Result<(), Rejection> {
         out.truncate(len);
         out
     };
-    let big = |id: u32| read_sector(id).map(<[u8]>::to_vec);
+    let big = |id: u32| read_sector(id);
     let dir = chain(u32_at(48).unwrap_or(u32::MAX), &fat, &big, usize::MAX);
     let entry = |e: &[u8]| -> (String, u8, u32, usize) {
         let name_len = (u16::from_le_bytes([e[64], e[65]]) as usize).min(64);
