@@ -308,23 +308,23 @@ pub(crate) fn check_cfb(bytes: &[u8]) -> Result<(), Rejection> {
     let Some(root) = entries_of_dir.iter().find(|e| e.1 == 5) else {
         return Ok(());
     };
-    let Some(book) = entries_of_dir.iter().find(|e| {
+    // The parser takes `Workbook`, else `Book`: both are checked.
+    for book in entries_of_dir.iter().filter(|e| {
         e.1 == 2 && (e.0.eq_ignore_ascii_case("Workbook") || e.0.eq_ignore_ascii_case("Book"))
-    }) else {
-        return Ok(());
-    };
-    let stream = if book.3 >= 4096 {
-        chain(book.2, &fat, &big, book.3)
-    } else {
-        let ministream = chain(root.2, &fat, &big, usize::MAX);
-        let small = |id: u32| {
-            let at = (id as usize).checked_mul(64)?;
-            ministream.get(at..at.checked_add(64)?).map(<[u8]>::to_vec)
+    }) {
+        let stream = if book.3 >= 4096 {
+            chain(book.2, &fat, &big, book.3)
+        } else {
+            let ministream = chain(root.2, &fat, &big, usize::MAX);
+            let small = |id: u32| {
+                let at = (id as usize).checked_mul(64)?;
+                ministream.get(at..at.checked_add(64)?).map(<[u8]>::to_vec)
+            };
+            chain(book.2, &mini, &small, book.3)
         };
-        chain(book.2, &mini, &small, book.3)
-    };
-    if biff_grid_too_large(&stream) {
-        return Err(bad("单元格位置超出 xls 工作表范围"));
+        if biff_grid_too_large(&stream) {
+            return Err(bad("单元格位置超出 xls 工作表范围"));
+        }
     }
     Ok(())
 }
@@ -332,59 +332,117 @@ pub(crate) fn check_cfb(bytes: &[u8]) -> Result<(), Rejection> {
 /// Cells an xls sheet can hold: 65,536 rows by 256 columns.
 const XLS_SHEET_CELLS: u64 = 65_536 * 256;
 
-/// Whether some sheet of a BIFF workbook stream has cells spanning a box larger than an
-/// xls sheet.
+/// The records of a BIFF stream from `at`: type and data.
+fn biff_records(stream: &[u8], mut at: usize) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        let head = stream.get(at..at.checked_add(4)?)?;
+        let kind = u16::from_le_bytes([head[0], head[1]]);
+        let len = u16::from_le_bytes([head[2], head[3]]) as usize;
+        let data = stream.get(at + 4..at + 4 + len)?;
+        at += 4 + len;
+        Some((kind, data))
+    })
+}
+
+/// Whether some sheet of a BIFF workbook stream would make the parser allocate more
+/// than an xls sheet's cells: it reserves what a sheet's DIMENSIONS record declares, and
+/// makes a dense grid over the box its cells (and, apart, its formulas) span. Sheets are
+/// read from where the workbook's BOUNDSHEET records say they start, as the parser
+/// reads them, nested substreams (charts) skipped.
 fn biff_grid_too_large(stream: &[u8]) -> bool {
-    let mut at = 0;
-    // (min row, max row, min col, max col) of the current sheet.
-    let mut b: Option<(u32, u32, u32, u32)> = None;
-    let too_large = |b: Option<(u32, u32, u32, u32)>| {
-        b.is_some_and(|(r0, r1, c0, c1)| {
-            u64::from(r1 - r0 + 1) * u64::from(c1 - c0 + 1) > XLS_SHEET_CELLS
+    let starts: Vec<usize> = biff_records(stream, 0)
+        .take_while(|(kind, _)| *kind != 0x000A)
+        .filter(|(kind, data)| *kind == 0x0085 && data.len() >= 4)
+        .map(|(_, d)| u32::from_le_bytes([d[0], d[1], d[2], d[3]]) as usize)
+        .collect();
+    starts.into_iter().any(|at| sheet_too_large(stream, at))
+}
+
+fn sheet_too_large(stream: &[u8], at: usize) -> bool {
+    type Box4 = Option<(u32, u32, u32, u32)>;
+    let grow = |b: &mut Box4, r: u32, c0: u32, c1: u32| {
+        *b = Some(match *b {
+            None => (r, r, c0, c1),
+            Some((r0, r1, a0, a1)) => (r0.min(r), r1.max(r), a0.min(c0), a1.max(c1)),
+        });
+    };
+    let cells_of = |b: Box4| {
+        b.map_or(0, |(r0, r1, c0, c1)| {
+            u64::from(r1 - r0 + 1) * u64::from(c1 - c0 + 1)
         })
     };
-    while at + 4 <= stream.len() {
-        let kind = u16::from_le_bytes([stream[at], stream[at + 1]]);
-        let len = u16::from_le_bytes([stream[at + 2], stream[at + 3]]) as usize;
-        let Some(data) = stream.get(at + 4..at + 4 + len) else {
-            break;
-        };
-        at += 4 + len;
-        let u16_of = |i: usize| {
-            data.get(i..i + 2)
+    let (mut cells, mut formulas): (Box4, Box4) = (None, None);
+    let (mut depth, mut seen_bof) = (0usize, false);
+    for (kind, d) in biff_records(stream, at) {
+        let u16_at = |i: usize| {
+            d.get(i..i + 2)
                 .map(|x| u32::from(u16::from_le_bytes([x[0], x[1]])))
         };
-        let cells: Option<(u32, u32, u32)> = match kind {
-            // BOF: a new substream.
-            0x0809 => {
-                if too_large(b) {
-                    return true;
-                }
-                b = None;
-                None
-            }
-            // MULRK, MULBLANK: row, first column, …, last column.
-            0x00BD | 0x00BE if len >= 6 => match (u16_of(0), u16_of(2), u16_of(len - 2)) {
-                (Some(r), Some(c0), Some(c1)) => Some((r, c0.min(c1), c0.max(c1))),
-                _ => None,
-            },
-            // LABELSST, NUMBER, RK, LABEL, BOOLERR, FORMULA, BLANK, RSTRING.
-            0x00FD | 0x0203 | 0x027E | 0x0204 | 0x0205 | 0x0006 | 0x0201 | 0x00D6 => {
-                match (u16_of(0), u16_of(2)) {
-                    (Some(r), Some(c)) => Some((r, c, c)),
-                    _ => None,
-                }
-            }
-            _ => None,
+        let u32_at = |i: usize| {
+            d.get(i..i + 4)
+                .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
         };
-        if let Some((r, c0, c1)) = cells {
-            b = Some(match b {
-                None => (r, r, c0, c1),
-                Some((r0, r1, a0, a1)) => (r0.min(r), r1.max(r), a0.min(c0), a1.max(c1)),
-            });
+        if depth > 0 {
+            match kind {
+                0x0809 => depth += 1,
+                0x000A => depth -= 1,
+                _ => {}
+            }
+            continue;
+        }
+        match kind {
+            0x0809 if seen_bof => depth += 1,
+            0x0809 => seen_bof = true,
+            0x000A => break,
+            // DIMENSIONS: the parser reserves rows × columns as it computes them.
+            0x0200 => {
+                let dims = match d.len() {
+                    10 => u16_at(0).zip(u16_at(2)).zip(u16_at(4).zip(u16_at(6))),
+                    14 | 16 => u32_at(0).zip(u32_at(4)).zip(u16_at(8).zip(u16_at(10))),
+                    _ => None,
+                };
+                if let Some(((rf, rl), (mut cf, cl))) = dims {
+                    if cf > 0xFF || cl < cf {
+                        cf = 0;
+                    }
+                    let (end_r, end_c) = if rl >= 1 && cl >= 1 {
+                        (rl - 1, cl - 1)
+                    } else {
+                        (rf, cf)
+                    };
+                    let rows = u64::from(end_r.wrapping_sub(rf).wrapping_add(1));
+                    let cols = u64::from(end_c.wrapping_sub(cf).wrapping_add(1));
+                    if rows.saturating_mul(cols) > XLS_SHEET_CELLS {
+                        return true;
+                    }
+                }
+            }
+            // NUMBER, LABEL, RSTRING, BOOLERR, RK, LABELSST.
+            0x0203 | 0x0204 | 0x00D6 | 0x0205 | 0x027E | 0x00FD => {
+                if let (Some(r), Some(c)) = (u16_at(0), u16_at(2)) {
+                    grow(&mut cells, r, c, c);
+                }
+            }
+            // MULRK: row, first column, …, last column.
+            0x00BD if d.len() >= 6 => {
+                if let (Some(r), Some(c0), Some(c1)) = (u16_at(0), u16_at(2), u16_at(d.len() - 2)) {
+                    grow(&mut cells, r, c0.min(c1), c0.max(c1));
+                }
+            }
+            // FORMULA: a cell and a formula.
+            0x0006 => {
+                if let (Some(r), Some(c)) = (u16_at(0), u16_at(2)) {
+                    grow(&mut cells, r, c, c);
+                    grow(&mut formulas, r, c, c);
+                }
+            }
+            _ => {}
+        }
+        if cells_of(cells) > XLS_SHEET_CELLS || cells_of(formulas) > XLS_SHEET_CELLS {
+            return true;
         }
     }
-    too_large(b)
+    false
 }
 
 /// Whether following `next` from some entry comes back to an entry already on the way.

@@ -140,15 +140,7 @@ fn read_inner(
     if bytes.is_empty() {
         return Err(unreadable("文件为空（0 字节）"));
     }
-    if bytes.len() as u64 > limits.max_file_bytes {
-        return Err(file_too_large(limits));
-    }
-    let format = sniff(bytes, limits)?;
-    if bytes.starts_with(b"PK") {
-        crate::bounds::check_zip(bytes, limits)?;
-    } else if format == Format::Xls {
-        crate::bounds::check_cfb(bytes)?;
-    }
+    let format = guarded_format(bytes, limits)?;
     let cursor = Cursor::new(bytes);
     let max_rows = limits.max_rows;
     // Each arm owns its workbook: the sink borrows shared strings from it.
@@ -190,6 +182,22 @@ fn read_inner(
     }
 }
 
+/// The container format, once the bytes have passed every bound a parser needs before
+/// it may see them: file size, declared and real decompressed size and token length
+/// (zip), sector chains and cell positions (xls).
+fn guarded_format(bytes: &[u8], limits: &ReadLimits) -> Result<Format, Rejection> {
+    if bytes.len() as u64 > limits.max_file_bytes {
+        return Err(file_too_large(limits));
+    }
+    let format = sniff(bytes, limits)?;
+    if bytes.starts_with(b"PK") {
+        crate::bounds::check_zip(bytes, limits)?;
+    } else if format == Format::Xls {
+        crate::bounds::check_cfb(bytes)?;
+    }
+    Ok(format)
+}
+
 fn sheet_error(e: impl std::fmt::Display) -> Rejection {
     unreadable(format!("工作表无法读取（{e}）"))
 }
@@ -223,15 +231,7 @@ pub(crate) fn read_grid(
     limits: &ReadLimits,
     max_cols: u32,
 ) -> Result<Vec<Vec<String>>, Rejection> {
-    if bytes.len() as u64 > limits.max_file_bytes {
-        return Err(file_too_large(limits));
-    }
-    let format = sniff(bytes, limits)?;
-    if bytes.starts_with(b"PK") {
-        crate::bounds::check_zip(bytes, limits)?;
-    } else if format == Format::Xls {
-        crate::bounds::check_cfb(bytes)?;
-    }
+    let format = guarded_format(bytes, limits)?;
     let mut grid: Vec<Vec<String>> = Vec::new();
     let mut put = |r: u32, c: u32, v: CellText<'_>| -> Result<(), Rejection> {
         if c >= max_cols || v.is_empty() {
