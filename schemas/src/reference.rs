@@ -47,9 +47,14 @@ mod tests {
     #[test]
     fn region_codes_cover_the_csv_and_permits() {
         let codes = region_codes();
-        // 8,110 rows; codes reused across periods appear once.
-        assert_eq!(codes.len(), 7185, "{}", codes.len());
-        for c in ["110101", "650000", "810000", "820000", "830000", "140120"] {
+        // 8,137 rows; codes reused across periods appear once.
+        assert_eq!(codes.len(), 7212, "{}", codes.len());
+        // Among them 丽水's 1986–2000 county codes and codes created since 2021.
+        let newer = ["332801", "332829", "350404", "500157", "540581", "653229"];
+        for c in ["110101", "650000", "810000", "820000", "830000", "140120"]
+            .into_iter()
+            .chain(newer)
+        {
             assert!(codes.binary_search(&c).is_ok(), "{c}");
         }
         assert!(codes.binary_search(&"111111").is_err());
