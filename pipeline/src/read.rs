@@ -268,6 +268,17 @@ pub(crate) fn read_grid(
             }
         }};
     }
+    // xls and ods: calamine reads only whole ranges (bounded before, by `guarded_format`).
+    macro_rules! range {
+        ($wb:ident) => {{
+            let name = pick_sheet($wb.sheets_metadata(), None)?;
+            let range = $wb.worksheet_range(&name).map_err(sheet_error)?;
+            let (r0, c0) = range.start().unwrap_or((0, 0));
+            for (r, c, v) in range.used_cells() {
+                put(r0 + r as u32, c0 + c as u32, CellText::from_data(v))?;
+            }
+        }};
+    }
     match format {
         Format::Xlsx => {
             let mut wb: Xlsx<_> = open_workbook_from_rs(cursor).map_err(open_error_xlsx)?;
@@ -281,22 +292,12 @@ pub(crate) fn read_grid(
         Format::Xls => {
             let mut wb: Xls<_> =
                 open_workbook_from_rs(cursor).map_err(|e| unreadable(format!("xls（{e}）")))?;
-            let name = pick_sheet(wb.sheets_metadata(), None)?;
-            let range = wb.worksheet_range(&name).map_err(sheet_error)?;
-            let (r0, c0) = range.start().unwrap_or((0, 0));
-            for (r, c, v) in range.used_cells() {
-                put(r0 + r as u32, c0 + c as u32, CellText::from_data(v))?;
-            }
+            range!(wb);
         }
         Format::Ods => {
             let mut wb: Ods<_> =
                 open_workbook_from_rs(cursor).map_err(|e| unreadable(format!("ods（{e}）")))?;
-            let name = pick_sheet(wb.sheets_metadata(), None)?;
-            let range = wb.worksheet_range(&name).map_err(sheet_error)?;
-            let (r0, c0) = range.start().unwrap_or((0, 0));
-            for (r, c, v) in range.used_cells() {
-                put(r0 + r as u32, c0 + c as u32, CellText::from_data(v))?;
-            }
+            range!(wb);
         }
     }
     Ok(grid)
