@@ -87,8 +87,17 @@ pub fn import(args: ImportArgs) -> Result<ExitCode> {
         let publish = async |dir: &std::path::Path, set: &pipeline::report::ReportSet| {
             Ok(registry::import::Published::local(dir, set))
         };
-        let done = match registry::import(&pool, upload_id, orgs, bytes, opts, out.clone(), publish)
-            .await
+        let done = match registry::import(
+            &pool,
+            upload_id,
+            orgs,
+            bytes,
+            opts,
+            out.clone(),
+            None,
+            publish,
+        )
+        .await
         {
             Ok(done) => done,
             Err(e) => {

@@ -116,6 +116,9 @@ pub struct ReadFloorArgs {
     /// Materialise the sheet (calamine `Range`) instead of streaming its cells.
     #[arg(long)]
     range: bool,
+    /// The fast xlsx reader alone (what `roster` reads xlsx with), for comparison.
+    #[arg(long, conflicts_with = "range")]
+    fast: bool,
 }
 
 /// `roster validate`: the reports of a roster checked against an org file.
@@ -213,12 +216,21 @@ pub fn read_floor(args: ReadFloorArgs) -> Result<ExitCode> {
     let file = &args.file;
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let clock = std::time::Instant::now();
-    let cells = pipeline::read::read_floor(&bytes, args.range).map_err(anyhow::Error::msg)?;
+    let cells = if args.fast {
+        pipeline::read::read_floor_fast(&bytes)
+    } else {
+        pipeline::read::read_floor(&bytes, args.range)
+    }
+    .map_err(anyhow::Error::msg)?;
     say!(
         "{} cells in {:.2} s ({})",
         cells,
         clock.elapsed().as_secs_f64(),
-        if args.range { "Range" } else { "cell reader" }
+        match (args.range, args.fast) {
+            (true, _) => "calamine Range",
+            (_, true) => "fast reader",
+            _ => "calamine cell reader",
+        }
     );
     Ok(ExitCode::SUCCESS)
 }

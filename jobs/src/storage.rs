@@ -245,6 +245,44 @@ impl Storage {
         Ok(())
     }
 
+    /// Deletes `keys`, a thousand per request (the S3 limit); keys already gone are fine.
+    pub async fn delete_many(&self, keys: &[String]) -> Result<(), StorageError> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        for batch in keys.chunks(1000) {
+            let first = batch.first().map(String::as_str).unwrap_or_default();
+            let fail = |e: aws_sdk_s3::error::BuildError| {
+                StorageError::unavailable("delete", &self.bucket, first, e)
+            };
+            let objects = batch
+                .iter()
+                .map(|k| ObjectIdentifier::builder().key(k).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(fail)?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(fail)?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| StorageError::unavailable("delete", &self.bucket, first, e))?;
+            if let Some(e) = out.errors().first() {
+                return Err(StorageError::Unavailable {
+                    op: "delete",
+                    bucket: self.bucket.clone(),
+                    key: e.key().unwrap_or_default().to_string(),
+                    detail: e.message().unwrap_or_default().to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// A GET link that works without credentials until it expires.
     pub async fn presign_get(&self, key: &str, expires: Duration) -> Result<String, StorageError> {
         let config = PresigningConfig::expires_in(expires)

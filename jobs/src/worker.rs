@@ -22,7 +22,7 @@ use crate::storage::{Storage, StorageError};
 const RESTART_PAUSE: Duration = Duration::from_millis(500);
 
 /// Report uploads in flight at once.
-const PARALLEL_PUTS: usize = 16;
+const PARALLEL_PUTS: usize = 64;
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -214,11 +214,13 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
         .get(&bucket, &key, opts.limits.max_file_bytes)
         .await;
     let fetch_s = clock.elapsed().as_secs_f64();
-    // Publish: every report under the upload's prefix, then drop leftovers of an earlier
-    // attempt, so exactly one set remains. It runs before the load commits.
+    // Publish: organisation workbooks are uploaded as they are made; then the rest of the
+    // reports, then leftovers of an earlier attempt are dropped, so exactly one set
+    // remains. It all happens before the load commits.
+    let (on_workbook, streamed) = stream_workbooks(&ctx.storage, upload_id);
     let publish_reports = async |dir: &std::path::Path, set: &pipeline::report::ReportSet| {
         progress.stage("publish");
-        publish(&ctx.storage, upload_id, dir, set, fetch_s)
+        publish(&ctx.storage, upload_id, dir, set, fetch_s, streamed)
             .await
             .map_err(|e| Box::new(e) as registry::import::PublishError)
     };
@@ -226,6 +228,7 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
         // Too large to read: the reader's own verdict, without downloading the object.
         Err(StorageError::TooLarge { .. }) => {
             let verdict = pipeline::read::file_too_large(&opts.limits);
+            drop(on_workbook);
             registry::import::rejected(
                 &ctx.pool,
                 upload_id,
@@ -250,6 +253,7 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
                 bytes,
                 opts,
                 out.clone(),
+                Some(on_workbook),
                 publish_reports,
             )
             .await?
@@ -264,42 +268,84 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
     Ok(())
 }
 
-/// Puts every report of `set` (files under `dir`) under `reports/<upload_id>/`, several
-/// at a time, and deletes what an earlier attempt left there that this one did not write.
+/// Names of the workbooks the streaming uploader put, once it has put them all.
+type Streamed = tokio::task::JoinHandle<Result<std::collections::HashSet<String>, StorageError>>;
+
+/// The report writer's hook and the task it feeds: each organisation workbook is put
+/// under `reports/<upload_id>/` as soon as it is made, [`PARALLEL_PUTS`] at a time. The
+/// task ends when the hook is dropped (the writer is done) and every put has finished.
+fn stream_workbooks(storage: &Storage, upload_id: i64) -> (pipeline::report::OnWorkbook, Streamed) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<(String, Vec<u8>)>(PARALLEL_PUTS * 4);
+    let storage = storage.clone();
+    let prefix = format!("reports/{upload_id}/");
+    let task = tokio::spawn(async move {
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
+            .map(|(name, bytes)| {
+                let (storage, key) = (&storage, format!("{prefix}{name}"));
+                async move { storage.put(&key, bytes).await.map(|()| name) }
+            })
+            .buffer_unordered(PARALLEL_PUTS)
+            .try_collect()
+            .await
+    });
+    // Called on the report writer's threads, never on the runtime's: blocking is fine,
+    // and it holds the writer back when the store is slower than the writer.
+    let hook = move |name: &str, bytes: &[u8]| {
+        // A closed channel means the uploader failed: `publish` reports its error.
+        let _ = tx.blocking_send((name.to_string(), bytes.to_vec()));
+    };
+    (Arc::new(hook), task)
+}
+
+/// Waits for the streamed workbooks, puts every other report of `set` (files under
+/// `dir`) under `reports/<upload_id>/`, and deletes what an earlier attempt left there
+/// that this one did not write, a thousand keys a request.
 async fn publish(
     storage: &Storage,
     upload_id: i64,
     dir: &std::path::Path,
     set: &pipeline::report::ReportSet,
     fetch_s: f64,
+    streamed: Streamed,
 ) -> Result<registry::import::Published, StorageError> {
     let prefix = format!("reports/{upload_id}/");
     let clock = Instant::now();
+    let put = streamed.await.map_err(|e| StorageError::Unavailable {
+        op: "upload reports",
+        bucket: storage.bucket.clone(),
+        key: prefix.clone(),
+        detail: e.to_string(),
+    })??;
+    let wait_s = clock.elapsed().as_secs_f64();
     let keys: Vec<String> = set.files.iter().map(|f| format!("{prefix}{f}")).collect();
-    // A provincial upload has a workbook per branch (18,645 for 1 M rows).
-    let puts: Vec<(std::path::PathBuf, String)> = set
+    let rest: Vec<(std::path::PathBuf, String)> = set
         .files
         .iter()
         .zip(&keys)
+        .filter(|(file, _)| !put.contains(*file))
         .map(|(file, key)| (dir.join(file), key.clone()))
         .collect();
-    futures::stream::iter(puts)
+    futures::stream::iter(rest)
         .map(|(path, key)| async move { storage.put_file(&key, &path).await })
         .buffer_unordered(PARALLEL_PUTS)
         .try_collect::<()>()
         .await?;
     let wanted: std::collections::HashSet<&String> = keys.iter().collect();
-    for stale in storage.list(&prefix).await? {
-        if !wanted.contains(&stale) {
-            storage.delete(&stale).await?;
-        }
-    }
+    let stale: Vec<String> = storage
+        .list(&prefix)
+        .await?
+        .into_iter()
+        .filter(|k| !wanted.contains(k))
+        .collect();
+    storage.delete_many(&stale).await?;
     Ok(registry::import::Published {
         prefix: format!("s3://{}/{prefix}", storage.bucket),
         reports: registry::uploads::stored_reports(set, &prefix),
         keys,
         timings: vec![
             ("fetch_s", fetch_s),
+            // Waiting for the workbooks still in flight once the writer was done.
+            ("publish_wait_s", wait_s),
             ("publish_s", clock.elapsed().as_secs_f64()),
         ],
     })

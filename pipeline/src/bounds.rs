@@ -20,9 +20,56 @@ use crate::read::ReadLimits;
 pub const MAX_TOKEN_BYTES: usize = 1 << 20;
 
 /// Why a part is refused.
-enum Over {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Over {
     Inflated,
     Token,
+}
+
+impl Over {
+    /// The verdict on a file whose part is over a bound.
+    pub(crate) fn rejection(self, limits: &ReadLimits) -> Rejection {
+        let code = ErrorCode::FileTooLarge;
+        let message = match self {
+            Over::Inflated => format!(
+                "{}：解压后超过 {} MB",
+                code.message(),
+                limits.max_uncompressed_bytes >> 20
+            ),
+            Over::Token => format!(
+                "{}：有单元格或标记超过 {} MB，Excel 单元格最多 32767 个字",
+                code.message(),
+                MAX_TOKEN_BYTES >> 20
+            ),
+        };
+        Rejection { code, message }
+    }
+}
+
+/// The running bound on one XML part read in chunks: the distance between consecutive
+/// `<` stays under [`MAX_TOKEN_BYTES`].
+#[derive(Debug, Default)]
+pub(crate) struct TokenBound {
+    since_lt: usize,
+}
+
+impl TokenBound {
+    pub(crate) fn feed(&mut self, chunk: &[u8]) -> Result<(), Over> {
+        let mut at = 0;
+        for lt in memchr::memchr_iter(b'<', chunk) {
+            self.since_lt += lt - at;
+            if self.since_lt > MAX_TOKEN_BYTES {
+                return Err(Over::Token);
+            }
+            self.since_lt = 0;
+            at = lt;
+        }
+        self.since_lt += chunk.len() - at;
+        if self.since_lt > MAX_TOKEN_BYTES {
+            return Err(Over::Token);
+        }
+        Ok(())
+    }
 }
 
 /// Inflates every XML and binary part of a zip container, refusing the file when the
@@ -51,22 +98,7 @@ pub(crate) fn check_zip(bytes: &[u8], limits: &ReadLimits) -> Result<(), Rejecti
         };
         match scan {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(Over::Inflated)) => Err(Rejection {
-                code: ErrorCode::FileTooLarge,
-                message: format!(
-                    "{}：解压后超过 {} MB",
-                    ErrorCode::FileTooLarge.message(),
-                    limits.max_uncompressed_bytes >> 20
-                ),
-            }),
-            Ok(Err(Over::Token)) => Err(Rejection {
-                code: ErrorCode::FileTooLarge,
-                message: format!(
-                    "{}：有单元格或标记超过 {} MB，Excel 单元格最多 32767 个字",
-                    ErrorCode::FileTooLarge.message(),
-                    MAX_TOKEN_BYTES >> 20
-                ),
-            }),
+            Ok(Err(over)) => Err(over.rejection(limits)),
             Err(e) => Err(corrupt(e)),
         }
     })
@@ -106,7 +138,7 @@ fn corrupt(e: impl std::fmt::Display) -> Rejection {
 }
 
 /// Adds `n` inflated bytes to the container's total; false once it is over `max`.
-fn count(total: &AtomicU64, n: usize, max: u64) -> bool {
+pub(crate) fn count(total: &AtomicU64, n: usize, max: u64) -> bool {
     total.fetch_add(n as u64, Ordering::Relaxed) + n as u64 <= max
 }
 
@@ -117,7 +149,7 @@ fn scan_xml(
     max: u64,
 ) -> std::io::Result<Result<(), Over>> {
     let mut buf = vec![0u8; 64 << 10];
-    let mut since_lt = 0usize;
+    let mut bound = TokenBound::default();
     loop {
         let n = match part.read(&mut buf) {
             Ok(0) => return Ok(Ok(())),
@@ -128,19 +160,8 @@ fn scan_xml(
         if !count(total, n, max) {
             return Ok(Err(Over::Inflated));
         }
-        let chunk = &buf[..n];
-        let mut at = 0;
-        for lt in memchr::memchr_iter(b'<', chunk) {
-            since_lt += lt - at;
-            if since_lt > MAX_TOKEN_BYTES {
-                return Ok(Err(Over::Token));
-            }
-            since_lt = 0;
-            at = lt;
-        }
-        since_lt += n - at;
-        if since_lt > MAX_TOKEN_BYTES {
-            return Ok(Err(Over::Token));
+        if let Err(over) = bound.feed(&buf[..n]) {
+            return Ok(Err(over));
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod rules;
 pub mod sample;
 pub mod text;
 pub mod validate;
+mod xlsx;
 
 use schemas::{ErrorCode, Field};
 

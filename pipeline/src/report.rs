@@ -195,9 +195,22 @@ pub fn write_rejected(
     staging.commit(vec![SUMMARY_JSON.into(), SUMMARY_XLSX.into()], Vec::new())
 }
 
+/// Told of each organisation workbook as soon as it is made, with its file name and
+/// bytes, from the thread that made it (the job worker starts uploading it then).
+pub type OnWorkbook = std::sync::Arc<dyn Fn(&str, &[u8]) + Send + Sync>;
+
 /// Writes every report of an accepted file.
-#[tracing::instrument(skip_all, fields(rows = v.rows.height(), findings = v.errors.height()))]
 pub fn write_reports(v: &Validation, out: &Path) -> Result<ReportSet, PipelineError> {
+    write_reports_with(v, out, None)
+}
+
+/// [`write_reports`], telling `on_workbook` of each organisation workbook as it is made.
+#[tracing::instrument(skip_all, fields(rows = v.rows.height(), findings = v.errors.height()))]
+pub fn write_reports_with(
+    v: &Validation,
+    out: &Path,
+    on_workbook: Option<&OnWorkbook>,
+) -> Result<ReportSet, PipelineError> {
     let staging = Staging::new(out)?;
     let template = v.template.template();
     let issues = issue_rows(v)?;
@@ -249,6 +262,9 @@ pub fn write_reports(v: &Validation, out: &Path) -> Result<ReportSet, PipelineEr
                         .map(|(rows, name)| {
                             let name = name.clone();
                             let bytes = books.bytes(rows)?;
+                            if let Some(tell) = on_workbook {
+                                tell(&name, &bytes);
+                            }
                             let _one_at_a_time = create.lock().unwrap_or_else(|e| e.into_inner());
                             std::fs::write(staging.path(&name), bytes)?;
                             Ok(name)

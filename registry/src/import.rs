@@ -91,8 +91,9 @@ pub struct Imported {
 }
 
 /// Validates `bytes` against the registry as `orgs`' uploader, loads the valid rows under
-/// `upload_id`, writes every report into `out`, has `publish` put them where they
-/// belong, and records the outcome: all of it, or (on an error) nothing.
+/// `upload_id`, writes every report into `out` (telling `on_workbook` of each
+/// organisation workbook as it is made), has `publish` put them where they belong, and
+/// records the outcome: all of it, or (on an error) nothing.
 #[tracing::instrument(skip_all, fields(upload_id = upload_id, bytes = bytes.len()))]
 pub async fn import(
     pool: &PgPool,
@@ -101,6 +102,7 @@ pub async fn import(
     bytes: Vec<u8>,
     opts: ValidateOptions,
     out: PathBuf,
+    on_workbook: Option<report::OnWorkbook>,
     publish: impl AsyncFnOnce(&Path, &ReportSet) -> Result<Published, PublishError>,
 ) -> Result<Imported, ImportError> {
     let uploader_id = orgs.uploader_id();
@@ -142,7 +144,9 @@ pub async fn import(
         tokio::task::spawn_blocking(move || -> Result<_, ImportError> {
             v.add_findings(&found)?;
             v.keep_issue_rows()?;
-            let set = report::write_reports(&v, &report_out)?;
+            // `on_workbook` ends here, before `publish` waits for what it started.
+            let set = report::write_reports_with(&v, &report_out, on_workbook.as_ref())?;
+            drop(on_workbook);
             Ok((set, v.counts()?, findings_copy(&v)?, v.warnings.clone()))
         })
         .await??;

@@ -3,6 +3,7 @@
 mod ages;
 mod blank;
 mod dev_number;
+mod fast_reader;
 mod fields;
 mod helpers;
 mod hostile;
