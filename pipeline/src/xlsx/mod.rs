@@ -249,7 +249,7 @@ impl<'a> Book<'a> {
         let mut bound = TokenBound::default();
         loop {
             let mut chunk = buf();
-            chunk.clear();
+            // A recycled buffer is overwritten, not zeroed again.
             chunk.resize(CHUNK, 0);
             let mut n = 0;
             while n < CHUNK {

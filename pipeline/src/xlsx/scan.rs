@@ -71,21 +71,19 @@ pub fn next(buf: &[u8], at: usize) -> Scan<Option<(Tok<'_>, usize)>> {
         Some(_) => {
             // A start tag: `>` inside a quoted attribute value does not end it.
             let mut i = 1;
-            let mut quote = 0u8;
             loop {
-                let Some(&b) = rest.get(i) else {
+                let Some(k) = memchr::memchr3(b'>', b'"', b'\'', &rest[i..]) else {
                     return Ok(None);
                 };
-                if quote != 0 {
-                    if b == quote {
-                        quote = 0;
-                    }
-                } else if b == b'"' || b == b'\'' {
-                    quote = b;
-                } else if b == b'>' {
+                i += k;
+                let quote = rest[i];
+                if quote == b'>' {
                     break;
                 }
-                i += 1;
+                let Some(close) = memchr::memchr(quote, &rest[i + 1..]) else {
+                    return Ok(None);
+                };
+                i += close + 2;
             }
             let inner = &rest[1..i];
             let (inner, empty) = match inner.strip_suffix(b"/") {
@@ -115,7 +113,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// The part of a qualified name after its prefix.
 #[inline]
 pub fn local(name: &[u8]) -> &[u8] {
-    match memchr::memrchr(b':', name) {
+    // Names are a few bytes long: a plain loop beats a vectorised search.
+    match name.iter().rposition(|&b| b == b':') {
         Some(i) => &name[i + 1..],
         None => name,
     }
@@ -209,6 +208,37 @@ pub fn get_attrs<'b, const N: usize>(
     Ok(out)
 }
 
+/// A cell's `r`, `s` and `t` attributes (the hot path of [`get_attrs`]).
+#[inline]
+pub fn cell_attrs(raw: &[u8]) -> Scan<[Option<&[u8]>; 3]> {
+    let mut out: [Option<&[u8]>; 3] = [None; 3];
+    for a in attrs(raw) {
+        let (k, v) = a?;
+        let i = match k {
+            b"r" => 0,
+            b"s" => 1,
+            b"t" => 2,
+            _ => continue,
+        };
+        if out[i].replace(v).is_some() {
+            return Err(Bad("attribute given twice"));
+        }
+    }
+    Ok(out)
+}
+
+/// `s` without the ASCII white space (space, tab, CR, LF) calamine trims from a `<t>`
+/// that does not preserve space.
+#[inline]
+pub fn trim_xml_space(s: &str) -> &str {
+    let b = s.as_bytes();
+    let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');
+    let start = b.iter().position(|c| !ws(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !ws(c)).map_or(start, |i| i + 1);
+    // Both ends are next to ASCII bytes, hence character boundaries.
+    &s[start..end]
+}
+
 /// `s` as UTF-8, or [`Bad`].
 #[inline]
 pub fn utf8(s: &[u8]) -> Scan<&str> {
@@ -218,6 +248,10 @@ pub fn utf8(s: &[u8]) -> Scan<&str> {
 /// Appends character data with its entities resolved and each run between entities
 /// given XML 1.0 line ends (`\r\n` and `\r` become `\n`), as the XML parser does.
 pub fn push_text(out: &mut String, raw: &[u8]) -> Scan<()> {
+    if !raw.iter().any(|&b| b == b'&' || b == b'\r') {
+        out.push_str(utf8(raw)?);
+        return Ok(());
+    }
     let mut rest = raw;
     loop {
         let amp = memchr::memchr(b'&', rest);
@@ -293,6 +327,9 @@ pub fn decode_attr(raw: &[u8]) -> Scan<String> {
 
 /// Excel's own escapes: `_xHHHH_` is one UTF-16 unit; a lone surrogate becomes U+FFFD.
 pub fn unescape_excel(s: &str) -> Cow<'_, str> {
+    if !s.as_bytes().contains(&b'_') {
+        return Cow::Borrowed(s);
+    }
     let Some((mut index, mut unit)) = find_escape(s, 0) else {
         return Cow::Borrowed(s);
     };
@@ -393,7 +430,7 @@ pub fn string_item(
                 let text = if preserve {
                     scratch.as_str()
                 } else {
-                    scratch.trim_matches([' ', '\t', '\r', '\n'])
+                    trim_xml_space(scratch)
                 };
                 out.push_str(&unescape_excel(text));
             }
@@ -480,6 +517,13 @@ mod tests {
         assert_eq!(unescape_excel("_x0041__x005F_x0041_"), "A_x0041_");
         assert_eq!(unescape_excel("_xD83D__xDCF7_"), "\u{1F4F7}");
         assert_eq!(unescape_excel("_xD83D_"), "\u{FFFD}");
+        for t in [" a b ", "\t\r\n中\n", "   ", "", "\u{A0}x\u{A0}"] {
+            assert_eq!(
+                trim_xml_space(t),
+                t.trim_matches([' ', '\t', '\r', '\n']),
+                "{t:?}"
+            );
+        }
     }
 
     #[test]

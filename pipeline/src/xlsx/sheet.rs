@@ -6,7 +6,7 @@ use calamine::{CellErrorType, DataRef, ExcelDateTime, ExcelDateTimeType};
 
 use super::Stop;
 use super::meta::NumFmt;
-use super::scan::{self, Bad, Scan, Tok, get_attrs, local};
+use super::scan::{self, Bad, Scan, Tok, local};
 
 /// The shared strings: one buffer and where each string ends, so a cell that refers to
 /// one borrows it.
@@ -144,7 +144,7 @@ impl SheetScan {
                     at = after;
                 }
                 Tok::Start { name, attrs, empty } if local(name) == b"c" => {
-                    let [r, s, t] = get_attrs(attrs, [b"r", b"s", b"t"])?;
+                    let [r, s, t] = scan::cell_attrs(attrs)?;
                     let (row, col) = match r {
                         Some(r) => {
                             let (row, col) = cell_ref(r)?;
@@ -198,6 +198,42 @@ fn cell_value<'s>(
     cx: &Context<'_, 's>,
     scratch: &mut String,
 ) -> Scan<Option<(DataRef<'s>, usize)>> {
+    // The two shapes nearly every cell has, matched on their bytes: `<v>…</v></c>` and
+    // `<is><t>…</t></is></c>`. Anything else takes the token loop below.
+    let rest = &buf[at..];
+    if let Some(body) = rest.strip_prefix(b"<v>")
+        && matches!(t, None | Some(b"n" | b"s" | b"b" | b"e"))
+    {
+        let Some(n) = memchr::memchr(b'<', body) else {
+            return Ok(None);
+        };
+        let (raw, tail) = body.split_at(n);
+        if tail.len() < 8 {
+            return Ok(None);
+        }
+        if tail.starts_with(b"</v></c>") && !raw.contains(&b'&') {
+            let value = if raw.is_empty() {
+                DataRef::Empty
+            } else {
+                read_v(scan::utf8(raw)?, s, t, cx)?
+            };
+            return Ok(Some((value, at + 3 + n + 8)));
+        }
+    } else if let Some(body) = rest.strip_prefix(b"<is><t>") {
+        let Some(n) = memchr::memchr(b'<', body) else {
+            return Ok(None);
+        };
+        let (raw, tail) = body.split_at(n);
+        if tail.len() < 13 {
+            return Ok(None);
+        }
+        if tail.starts_with(b"</t></is></c>") {
+            scratch.clear();
+            scan::push_text(scratch, raw)?;
+            let text = scan::unescape_excel(scan::trim_xml_space(scratch));
+            return Ok(Some((DataRef::String(text.into_owned()), at + 7 + n + 13)));
+        }
+    }
     let mut value = DataRef::Empty;
     loop {
         let Some((tok, after)) = scan::next(buf, at)? else {
