@@ -16,7 +16,7 @@ use pipeline::orgs::OrgTree;
 use pipeline::report;
 use pipeline::sample::{SampleOptions, generate};
 use pipeline::validate::RowCounts;
-use pipeline::{Outcome, ReadLimits, ValidateOptions, today_in_china, validate_bytes};
+use pipeline::{Outcome, ReadLimits, ValidateOptions, today_in_china};
 use schemas::TemplateKind;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -71,6 +71,7 @@ impl RosterArgs {
             },
             sheet: self.sheet.clone(),
             progress: progress.then(|| Arc::new(AtomicUsize::new(0))),
+            issue_rows_only: false,
         }
     }
 
@@ -124,7 +125,9 @@ pub struct ReadFloorArgs {
 /// `roster validate`: the reports of a roster checked against an org file.
 pub fn validate(args: ValidateArgs) -> Result<ExitCode> {
     let ValidateArgs { orgs, roster } = args;
-    let opts = roster.options(true);
+    let mut opts = roster.options(true);
+    // Nothing is loaded: each slice of rows keeps only its rows with findings.
+    opts.issue_rows_only = true;
     let (uploader, out) = (roster.uploader.as_str(), roster.out.as_path());
     let org_bytes =
         std::fs::read(&orgs).with_context(|| format!("reading org file {}", orgs.display()))?;
@@ -146,12 +149,23 @@ pub fn validate(args: ValidateArgs) -> Result<ExitCode> {
                 }
             });
         }
-        let outcome = validate_bytes(&bytes, &opts, &resolver);
+        let read = pipeline::read::read_roster(
+            &bytes,
+            opts.template,
+            opts.sheet.as_deref(),
+            &opts.limits,
+            opts.progress.as_deref(),
+        );
+        // The file is read: its bytes are needed by nothing after.
+        drop(bytes);
+        let outcome = match read {
+            Ok(raw) => pipeline::validate::validate_rows(raw, opts.as_of, &resolver, true)
+                .map(|v| Outcome::Accepted(Box::new(v))),
+            Err(rejection) => Ok(Outcome::Rejected(rejection)),
+        };
         done.store(true, Ordering::Relaxed);
         outcome
     })?;
-    // The file is read: its bytes are not needed by the reports.
-    drop(bytes);
     progress.set("生成报告");
     let code = match &mut outcome {
         Outcome::Rejected(rejection) => {

@@ -203,6 +203,7 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
         limits: ctx.options.limits.clone(),
         sheet: None,
         progress: Some(progress.rows.clone()),
+        issue_rows_only: false,
     };
     let dir = tempfile::tempdir()?;
     // A folder that does not exist yet: the reports are staged beside it and become it

@@ -235,24 +235,27 @@ pub fn is_real_date(y: Expr, m: Expr, d: Expr) -> Expr {
     ym_ok.and(d_ok).fill_null(lit(false))
 }
 
+/// The normalised input (`in.*`) of a field of `kind` from its uploaded text.
+pub fn input(kind: Kind, raw: Expr) -> Expr {
+    match kind {
+        Kind::PersonName | Kind::OrgName | Kind::Text { .. } | Kind::Email => collapsed(raw),
+        Kind::IdNumber => shaped(raw, Shape::Upper),
+        Kind::Phone => phone(raw),
+        Kind::DevNumber | Kind::Enum(_) => compact(raw),
+        Kind::Date => compact(raw.str().replace(
+            lit(r"[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?$"),
+            lit(""),
+            false,
+        )),
+    }
+}
+
 /// The `in.*` (normalised input) and canonical columns of every template field, plus the
 /// parsed parts of date fields (`<key>.y`, `.m`, `.d`, `.ok`).
 pub fn normalise(lf: LazyFrame, template: &Template) -> LazyFrame {
     let mut inputs = Vec::new();
     for c in template.columns {
-        let raw = col(col_raw(c.field));
-        let input = match c.kind {
-            Kind::PersonName | Kind::OrgName | Kind::Text { .. } | Kind::Email => collapsed(raw),
-            Kind::IdNumber => shaped(raw, Shape::Upper),
-            Kind::Phone => phone(raw),
-            Kind::DevNumber | Kind::Enum(_) => compact(raw),
-            Kind::Date => compact(raw.str().replace(
-                lit(r"[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?$"),
-                lit(""),
-                false,
-            )),
-        };
-        inputs.push(input.alias(col_in(c.field)));
+        inputs.push(input(c.kind, col(col_raw(c.field))).alias(col_in(c.field)));
     }
     let mut canon = Vec::new();
     let mut parts = Vec::new();

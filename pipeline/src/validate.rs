@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicUsize;
 
 use chrono::NaiveDate;
 use polars::prelude::*;
-use schemas::{ErrorCode, Field, Severity, TemplateKind};
+use schemas::{ErrorCode, Field, Kind, Severity, TemplateKind};
 
 use crate::orgs::OrgResolver;
 use crate::read::{RawRoster, ReadLimits, read_roster};
@@ -63,6 +63,8 @@ pub struct ValidateOptions {
     pub sheet: Option<String>,
     /// Rows read so far, updated while reading (for progress displays).
     pub progress: Option<Arc<AtomicUsize>>,
+    /// Keep only the rows with findings (nothing will be loaded): less memory.
+    pub issue_rows_only: bool,
 }
 
 /// A file's verdict.
@@ -131,26 +133,8 @@ impl Validation {
     /// [`Validation::add_findings`] and before the reports; the clean rows are gone.
     pub fn keep_issue_rows(&mut self) -> PolarsResult<()> {
         let before = self.rows.height();
-        let kept = self
-            .rows
-            .clone()
-            .lazy()
-            .filter(col(HAS_ERROR).or(col(HAS_WARNING)))
-            .collect()?;
-        let compact = kept
-            .columns()
-            .iter()
-            .map(|c| match c.dtype() {
-                DataType::String => {
-                    let ca = c.str()?;
-                    let copy: StringChunked = ca.iter().collect();
-                    Ok(copy.with_name(c.name().clone()).into_column())
-                }
-                _ => Ok(c.clone()),
-            })
-            .collect::<PolarsResult<Vec<Column>>>()?;
-        self.clean_rows_dropped += before - kept.height();
-        self.rows = DataFrame::new(kept.height(), compact)?;
+        self.rows = issue_rows(&self.rows)?;
+        self.clean_rows_dropped += before - self.rows.height();
         Ok(())
     }
 
@@ -249,6 +233,29 @@ impl Validation {
     }
 }
 
+/// The rows with a finding, their text copied out of the (file-sized) buffers it shares
+/// with the dropped rows, so those can be freed.
+fn issue_rows(rows: &DataFrame) -> PolarsResult<DataFrame> {
+    let kept = rows
+        .clone()
+        .lazy()
+        .filter(col(HAS_ERROR).or(col(HAS_WARNING)))
+        .collect()?;
+    let compact = kept
+        .columns()
+        .iter()
+        .map(|c| match c.dtype() {
+            DataType::String => {
+                let ca = c.str()?;
+                let copy: StringChunked = ca.iter().collect();
+                Ok(copy.with_name(c.name().clone()).into_column())
+            }
+            _ => Ok(c.clone()),
+        })
+        .collect::<PolarsResult<Vec<Column>>>()?;
+    DataFrame::new(kept.height(), compact)
+}
+
 /// Reads and validates an upload.
 pub fn validate_bytes(
     bytes: &[u8],
@@ -265,18 +272,51 @@ pub fn validate_bytes(
         Ok(raw) => raw,
         Err(rejection) => return Ok(Outcome::Rejected(rejection)),
     };
-    Ok(Outcome::Accepted(Box::new(validate(
-        raw, opts.as_of, orgs,
+    Ok(Outcome::Accepted(Box::new(validate_rows(
+        raw,
+        opts.as_of,
+        orgs,
+        opts.issue_rows_only,
     )?)))
 }
 
+/// Rows validated at a time. Normalisation, the lookups and the rules work on one slice
+/// of this many rows, so their working set is a slice's, not the file's; what looks
+/// across the file (duplicate ID numbers, who first holds a development number) is
+/// computed first over those two columns alone.
+pub const SLICE_ROWS: usize = 1 << 17;
+
 /// Validates a roster already read.
-#[tracing::instrument(skip_all, fields(rows = raw.frame.height(), template = raw.template.code()))]
 pub fn validate(
     raw: RawRoster,
     as_of: NaiveDate,
     orgs: &dyn OrgResolver,
 ) -> Result<Validation, PipelineError> {
+    validate_rows(raw, as_of, orgs, false)
+}
+
+/// [`validate`]; with `issue_rows_only`, each slice keeps only its rows with findings
+/// (as [`Validation::keep_issue_rows`] would after), for callers that load nothing.
+pub fn validate_rows(
+    raw: RawRoster,
+    as_of: NaiveDate,
+    orgs: &dyn OrgResolver,
+    issue_rows_only: bool,
+) -> Result<Validation, PipelineError> {
+    validate_sliced(raw, as_of, orgs, issue_rows_only, SLICE_ROWS)
+}
+
+/// [`validate_rows`] with slices of `slice_rows` rows (tests hold every slice size to
+/// the same answer).
+#[tracing::instrument(skip_all, fields(rows = raw.frame.height(), template = raw.template.code()))]
+pub fn validate_sliced(
+    raw: RawRoster,
+    as_of: NaiveDate,
+    orgs: &dyn OrgResolver,
+    issue_rows_only: bool,
+    slice_rows: usize,
+) -> Result<Validation, PipelineError> {
+    let slice_rows = slice_rows.max(1);
     let template = raw.template.template();
     let ctx = Ctx {
         template,
@@ -285,9 +325,105 @@ pub fn validate(
     };
     let uploader = orgs.uploader_name().to_string();
     tracing::info!(peak_rss_mib = crate::peak_rss_mib(), "read");
-    let mut frame = crate::normalise::normalise(raw.frame.lazy(), template).collect()?;
-    tracing::info!(peak_rss_mib = crate::peak_rss_mib(), "normalised");
+    let across = across_file(&raw.frame, &ctx)?;
+    tracing::info!(peak_rss_mib = crate::peak_rss_mib(), "file-wide columns");
+    let rules = rules::all(&ctx);
+    let height = raw.frame.height();
+    let mut rows: Option<DataFrame> = None;
+    let mut findings = Vec::new();
+    let mut dropped = 0;
+    let mut offset = 0;
+    loop {
+        let len = slice_rows.min(height - offset);
+        let slice = raw.frame.slice(offset as i64, len);
+        let extra = across.slice(offset as i64, len);
+        let (mut kept, found) = validate_slice(slice, extra, &ctx, &rules, &uploader, orgs)?;
+        if issue_rows_only {
+            let before = kept.height();
+            kept = issue_rows(&kept)?;
+            dropped += before - kept.height();
+        }
+        match rows.as_mut() {
+            Some(r) => {
+                r.vstack_mut_owned(kept)?;
+            }
+            None => rows = Some(kept),
+        }
+        findings.push(found.lazy());
+        offset += len;
+        if offset >= height {
+            break;
+        }
+    }
+    drop(across);
+    let rows = rows.expect("at least one slice");
+    tracing::info!(peak_rss_mib = crate::peak_rss_mib(), "rules evaluated");
+    let errors = concat(findings, UnionArgs::default())?
+        .sort([errors::ROW, "rule"], Default::default())
+        .drop(cols(["rule"]))
+        .collect()?;
+    tracing::info!(
+        rows = rows.height(),
+        findings = errors.height(),
+        peak_rss_mib = crate::peak_rss_mib(),
+        "validated"
+    );
+    Ok(Validation {
+        template: raw.template,
+        sheet: raw.sheet,
+        header_row: raw.header_row,
+        present: raw.present,
+        warnings: raw.warnings,
+        uploader,
+        rows,
+        errors,
+        clean_rows_dropped: dropped,
+    })
+}
 
+/// The derived columns that look across the whole file, from the ID number and the
+/// development number alone: who first holds each number (`dev.first_row`,
+/// `dev.first_id`) and the other rows with the same ID number (`dup.rows`).
+fn across_file(raw: &DataFrame, ctx: &Ctx) -> Result<DataFrame, PipelineError> {
+    let mut inputs = vec![col(ROW), col(crate::ID_NUMERIC)];
+    for f in [Field::IdNumber, Field::DevNumber] {
+        let kind = ctx
+            .template
+            .column(f)
+            .map(|c| c.kind)
+            .unwrap_or(Kind::DevNumber);
+        let raw_col = crate::col_raw(f);
+        let text = if raw.schema().contains(&raw_col) {
+            col(raw_col)
+        } else {
+            lit(NULL).cast(DataType::String)
+        };
+        inputs.push(crate::normalise::input(kind, text).alias(col_in(f)));
+    }
+    let mut lf = raw.clone().lazy().select(inputs);
+    for stage in rules::derive_file(ctx) {
+        lf = lf.with_columns(stage);
+    }
+    let narrow = lf.collect()?;
+    let dups = rules::duplicates::duplicate_rows(&narrow)?;
+    let mut across = narrow.select([rules::dev_number::FIRST_ROW, rules::dev_number::FIRST_ID])?;
+    append(&mut across, dups)?;
+    Ok(across)
+}
+
+/// One slice of rows: normalised, its organisations resolved, derived (with the
+/// file-wide columns of `across`), every rule evaluated; returns the rows as kept for
+/// the reports and the load, and the slice's findings (with a `rule` column to sort by).
+fn validate_slice(
+    raw: DataFrame,
+    across: DataFrame,
+    ctx: &Ctx,
+    rules: &[rules::Rule],
+    uploader: &str,
+    orgs: &dyn OrgResolver,
+) -> Result<(DataFrame, DataFrame), PipelineError> {
+    let template = ctx.template;
+    let mut frame = crate::normalise::normalise(raw.lazy(), template).collect()?;
     // Lookups are joined onto narrow frames and their columns appended: the joins keep
     // the left order, so row i is row i, and the wide frame is never gathered.
     if ctx.is_members() {
@@ -307,15 +443,13 @@ pub fn validate(
         append(&mut frame, attached)?;
     }
     let mut lf = frame.lazy();
-    for stage in rules::derive(&ctx) {
+    for stage in rules::derive(ctx) {
         lf = lf.with_columns(stage);
     }
     let mut frame = lf.collect()?;
-    let dups = rules::duplicates::duplicate_rows(&frame)?;
-    append(&mut frame, dups)?;
+    append(&mut frame, across)?;
     let mut lf = frame.lazy();
 
-    let rules = rules::all(&ctx);
     let flag = |i: usize| format!("fail.{i}");
     lf = lf.with_columns(
         rules
@@ -344,9 +478,9 @@ pub fn validate(
                 .and(rules::truthy(col(ORG_IN_SCOPE))),
         )
         .then(col(ORG_NAME))
-        .otherwise(lit(uploader.clone()))
+        .otherwise(lit(uploader.to_string()))
     } else {
-        lit(uploader.clone())
+        lit(uploader.to_string())
     };
     let probe_dev = if template.has(Field::DevNumber) {
         when(rules::truthy(col(rules::dev_number::WELL_FORMED)))
@@ -367,7 +501,6 @@ pub fn validate(
             probe_dev.alias(PROBE_DEV),
         ])
         .collect()?;
-    tracing::info!(peak_rss_mib = crate::peak_rss_mib(), "rules evaluated");
 
     let findings: Vec<LazyFrame> = rules
         .iter()
@@ -385,28 +518,9 @@ pub fn validate(
             ])
         })
         .collect();
-    let errors = concat(findings, UnionArgs::default())?
-        .sort([errors::ROW, "rule"], Default::default())
-        .drop(cols(["rule"]))
-        .collect()?;
-    let rows = rows.select(kept_columns(&ctx, &rows))?;
-    tracing::info!(
-        rows = rows.height(),
-        findings = errors.height(),
-        peak_rss_mib = crate::peak_rss_mib(),
-        "validated"
-    );
-    Ok(Validation {
-        template: raw.template,
-        sheet: raw.sheet,
-        header_row: raw.header_row,
-        present: raw.present,
-        warnings: raw.warnings,
-        uploader,
-        rows,
-        errors,
-        clean_rows_dropped: 0,
-    })
+    let found = concat(findings, UnionArgs::default())?.collect()?;
+    let kept = rows.select(kept_columns(ctx, &rows))?;
+    Ok((kept, found))
 }
 
 /// Appends the columns of `extra`, row-aligned with `frame`.

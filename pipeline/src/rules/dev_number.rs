@@ -24,19 +24,23 @@ fn jy() -> Expr {
     col(date_part(Field::JoinedOn, "y"))
 }
 
-pub fn derive(_ctx: &Ctx) -> Vec<Vec<Expr>> {
+/// Each row's own: digits only, and well formed.
+pub fn derive_row(_ctx: &Ctx) -> Vec<Expr> {
     let digits = truthy(dev().str().contains(lit(r"^\d+$"), true));
-    let stage1 = vec![
+    vec![
         digits.clone().alias(DIGITS),
         digits
             .and(dev().str().len_chars().eq(lit(12u32)))
             .alias(WELL_FORMED),
-    ];
-    // The earliest row of the file holding each number, and who that is.
+    ]
+}
+
+/// Across the file: the earliest row holding each number, and who that is.
+pub fn derive_file(_ctx: &Ctx) -> Vec<Expr> {
     let holder = when(col(WELL_FORMED))
         .then(dev())
         .otherwise(lit(NULL).cast(DataType::String));
-    let stage2 = vec![
+    vec![
         col(ROW)
             .first()
             .over([holder.clone()])
@@ -48,8 +52,7 @@ pub fn derive(_ctx: &Ctx) -> Vec<Vec<Expr>> {
             .over([holder])
             .expect("valid window")
             .alias(FIRST_ID),
-    ];
-    vec![stage1, stage2]
+    ]
 }
 
 pub fn rules(_ctx: &Ctx) -> Vec<Rule> {

@@ -101,12 +101,23 @@ pub fn all(ctx: &Ctx) -> Vec<Rule> {
     rules
 }
 
-/// Derived columns the rules read, in the order they must be computed.
+/// Derived columns the rules read, in the order they must be computed: each row's own.
+/// Those that look across the file come from [`derive_file`].
 pub fn derive(ctx: &Ctx) -> Vec<Vec<Expr>> {
     let mut stages = vec![org::derive(ctx)];
     stages.extend(identity::derive(ctx));
     stages.extend(dates::derive(ctx));
-    stages.extend(dev_number::derive(ctx));
+    stages.push(dev_number::derive_row(ctx));
+    stages
+}
+
+/// The derived columns that look across the whole file (who first holds each
+/// development number), over the ID number and development number alone: computed once
+/// for the file, then handed to each slice of rows.
+pub fn derive_file(ctx: &Ctx) -> Vec<Vec<Expr>> {
+    let mut stages = identity::derive(ctx);
+    stages.push(dev_number::derive_row(ctx));
+    stages.push(dev_number::derive_file(ctx));
     stages
 }
 

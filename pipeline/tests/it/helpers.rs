@@ -317,6 +317,7 @@ pub fn options(template: TemplateKind) -> ValidateOptions {
         limits: ReadLimits::default(),
         sheet: None,
         progress: None,
+        issue_rows_only: false,
     }
 }
 

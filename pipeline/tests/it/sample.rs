@@ -96,3 +96,61 @@ fn a_dense_sample_yields_exactly_the_injected_mistakes() {
     assert!(want.len() > 1300);
     assert_eq!(want, got, "{}", diff(&want, &got));
 }
+
+/// Validation works a slice of rows at a time; what looks across the file (duplicate ID
+/// numbers, a development number held by an earlier row) is found across slices. Every
+/// slice size gives the same rows, findings and counts, and keeping only the rows with
+/// findings changes nothing the reports read.
+#[test]
+fn every_slice_size_gives_the_same_verdicts() {
+    use pipeline::read::read_roster;
+    use pipeline::validate::validate_sliced;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("roster.xlsx");
+    let sample = generate(
+        &SampleOptions {
+            rows: 2500,
+            template: TemplateKind::Members,
+            error_rate: 0.3,
+            seed: 11,
+            as_of: as_of(),
+        },
+        &path,
+    )
+    .unwrap();
+    let tree = OrgTree::parse(sample.orgs_csv.as_bytes()).unwrap();
+    let resolver = tree.resolver(&sample.uploader).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let opts = options(TemplateKind::Members);
+    let run = |slice: usize, issue_rows_only: bool| {
+        let raw = read_roster(&bytes, opts.template, None, &opts.limits, None).unwrap();
+        validate_sliced(raw, as_of(), &resolver, issue_rows_only, slice).unwrap()
+    };
+    let whole = run(1 << 20, false);
+    let mut expected = sample.expected.clone();
+    expected.sort();
+    let mut got: Vec<(u32, ErrorCode)> = findings(&whole)
+        .into_iter()
+        .flat_map(|(row, f)| f.into_iter().map(move |x| (row, x.0)))
+        .collect();
+    got.sort();
+    assert_eq!(got, expected, "{}", diff(&expected, &got));
+    let mut issues_only = run(1 << 20, false);
+    issues_only.keep_issue_rows().unwrap();
+    for slice in [333, 1024, 2499] {
+        let v = run(slice, false);
+        assert_eq!(v.rows, whole.rows, "slice {slice}: rows");
+        assert_eq!(v.errors, whole.errors, "slice {slice}: findings");
+        let v = run(slice, true);
+        assert_eq!(
+            v.rows, issues_only.rows,
+            "slice {slice}: rows with findings"
+        );
+        assert_eq!(v.errors, whole.errors, "slice {slice}: findings");
+        assert_eq!(
+            v.counts().unwrap(),
+            whole.counts().unwrap(),
+            "slice {slice}: counts"
+        );
+    }
+}
