@@ -28,6 +28,7 @@ pub struct SheetEntry {
 fn tokens(xml: &[u8]) -> impl Iterator<Item = Scan<Tok<'_>>> {
     let mut at = 0;
     let mut failed = false;
+    let mut nesting = scan::Nesting::default();
     std::iter::from_fn(move || {
         if failed {
             return None;
@@ -35,6 +36,15 @@ fn tokens(xml: &[u8]) -> impl Iterator<Item = Scan<Tok<'_>>> {
         match scan::next(xml, at) {
             Ok(Some((t, after))) => {
                 at = after;
+                let checked = nesting.see(&t).and_then(|()| match t {
+                    Tok::Start { attrs: raw, .. } => scan::check_attrs(raw),
+                    Tok::Text(text) => scan::check_text(text),
+                    _ => Ok(()),
+                });
+                if let Err(e) = checked {
+                    failed = true;
+                    return Some(Err(e));
+                }
                 Some(Ok(t))
             }
             Ok(None) if xml[at..].iter().all(u8::is_ascii_whitespace) => None,

@@ -131,6 +131,9 @@ impl<'a> Book<'a> {
         if out.len() as u64 > MAX_META {
             return Err(Stop::Fallback("metadata part over 64 MiB"));
         }
+        if std::str::from_utf8(&out).is_err() {
+            return Err(Stop::Fallback("not UTF-8"));
+        }
         self.check(&out, &mut TokenBound::default())?;
         Ok(Some(out))
     }
@@ -247,6 +250,9 @@ impl<'a> Book<'a> {
             .by_index(index)
             .map_err(|_| Stop::Fallback("zip entry"))?;
         let mut bound = TokenBound::default();
+        // The whole part must be UTF-8, as the XML parser calamine uses requires (checked
+        // here, on the inflating thread, which has time to spare).
+        let mut utf8 = scan::Utf8Check::default();
         loop {
             let mut chunk = buf();
             // A recycled buffer is overwritten, not zeroed again.
@@ -262,9 +268,15 @@ impl<'a> Book<'a> {
             }
             chunk.truncate(n);
             if n == 0 {
-                return Ok(());
+                return match utf8.finish() {
+                    true => Ok(()),
+                    false => Err(Stop::Fallback("not UTF-8")),
+                };
             }
             self.check(&chunk, &mut bound)?;
+            if !utf8.feed(&chunk) {
+                return Err(Stop::Fallback("not UTF-8"));
+            }
             if !put(chunk)? {
                 return Ok(());
             }

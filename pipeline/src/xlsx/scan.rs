@@ -50,7 +50,8 @@ pub fn next(buf: &[u8], at: usize) -> Scan<Option<(Tok<'_>, usize)>> {
             let Some(gt) = memchr::memchr(b'>', rest) else {
                 return Ok(None);
             };
-            let name = rest[2..gt].trim_ascii();
+            // White space may follow the name, not precede it.
+            let name = rest[2..gt].trim_ascii_end();
             Ok(Some((Tok::End { name }, at + gt + 1)))
         }
         Some(b'?') => Ok(find(rest, b"?>").map(|n| (Tok::Other, at + n + 2))),
@@ -108,6 +109,82 @@ pub fn next(buf: &[u8], at: usize) -> Scan<Option<(Tok<'_>, usize)>> {
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(hay, needle)
+}
+
+/// The open elements, so that every end tag closes the element opened last (the XML
+/// parser calamine uses refuses an end tag with nothing open; this is stricter, and what
+/// it refuses goes to calamine). Names live in one buffer: no allocation per element.
+#[derive(Debug, Default)]
+pub struct Nesting {
+    names: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Nesting {
+    /// Takes a token in document order.
+    #[inline]
+    pub fn see(&mut self, tok: &Tok<'_>) -> Scan<()> {
+        match *tok {
+            Tok::Start {
+                name, empty: false, ..
+            } => {
+                self.names.extend_from_slice(name);
+                self.ends.push(self.names.len());
+            }
+            Tok::End { name } => {
+                let end = self.ends.pop().ok_or(Bad("end tag with nothing open"))?;
+                let start = self.ends.last().copied().unwrap_or(0);
+                if &self.names[start..end] != name {
+                    return Err(Bad("end tag of another element"));
+                }
+                self.names.truncate(start);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+}
+
+/// UTF-8 checked chunk by chunk (a character may be split between two chunks).
+#[derive(Debug, Default)]
+pub struct Utf8Check {
+    pending: Vec<u8>,
+}
+
+impl Utf8Check {
+    /// False once the bytes so far cannot be UTF-8.
+    pub fn feed(&mut self, chunk: &[u8]) -> bool {
+        let mut rest = chunk;
+        while !self.pending.is_empty() {
+            let Some((&b, tail)) = rest.split_first() else {
+                return true;
+            };
+            self.pending.push(b);
+            rest = tail;
+            match std::str::from_utf8(&self.pending) {
+                Ok(_) => self.pending.clear(),
+                Err(e) if e.error_len().is_none() && self.pending.len() < 4 => {}
+                Err(_) => return false,
+            }
+        }
+        match std::str::from_utf8(rest) {
+            Ok(_) => true,
+            Err(e) if e.error_len().is_none() => {
+                self.pending.extend_from_slice(&rest[e.valid_up_to()..]);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// True when the part did not end inside a character.
+    pub fn finish(&self) -> bool {
+        self.pending.is_empty()
+    }
 }
 
 /// The part of a qualified name after its prefix.
@@ -237,6 +314,21 @@ pub fn trim_xml_space(s: &str) -> &str {
     let end = b.iter().rposition(|c| !ws(c)).map_or(start, |i| i + 1);
     // Both ends are next to ASCII bytes, hence character boundaries.
     &s[start..end]
+}
+
+/// Text that is not part of any value must still be well formed: UTF-8, and every
+/// entity closed and known.
+pub fn check_text(t: &[u8]) -> Scan<()> {
+    if t.contains(&b'&') {
+        push_text(&mut String::new(), t)
+    } else {
+        utf8(t).map(|_| ())
+    }
+}
+
+/// Every attribute of a start tag well formed (where calamine reads only some).
+pub fn check_attrs(raw: &[u8]) -> Scan<()> {
+    attrs(raw).try_for_each(|a| a.map(|_| ()))
 }
 
 /// `s` as UTF-8, or [`Bad`].
@@ -394,14 +486,20 @@ pub fn string_item(
 ) -> Scan<Option<usize>> {
     let before = out.len();
     let mut phonetic = false;
+    let mut nesting = Nesting::default();
     loop {
         let Some((tok, after)) = next(buf, at)? else {
             out.truncate(before);
             return Ok(None);
         };
         at = after;
+        if matches!(tok, Tok::End { name } if name == closing) && nesting.is_empty() {
+            return Ok(Some(at));
+        }
+        if !matches!(tok, Tok::Start { name, .. } if local(name) == b"t" && !phonetic) {
+            nesting.see(&tok)?;
+        }
         match tok {
-            Tok::End { name } if name == closing => return Ok(Some(at)),
             Tok::Start { name, empty, .. } if local(name) == b"rPh" => phonetic = !empty,
             Tok::End { name } if local(name) == b"rPh" => phonetic = false,
             Tok::Start {
@@ -434,10 +532,11 @@ pub fn string_item(
                 };
                 out.push_str(&unescape_excel(text));
             }
-            Tok::Text(t) | Tok::CData(t) => {
-                // Text outside `<t>` is not part of the value, but must be well formed.
+            Tok::Text(t) => check_text(t)?,
+            Tok::CData(t) => {
                 utf8(t)?;
             }
+            Tok::Start { attrs: raw, .. } => check_attrs(raw)?,
             _ => {}
         }
     }
@@ -446,24 +545,22 @@ pub fn string_item(
 /// Skips to the end of the element whose start tag ended at `at` (same-named elements
 /// nested inside are counted); `None` when the buffer ends first.
 pub fn skip_element(buf: &[u8], mut at: usize, name: &[u8]) -> Scan<Option<usize>> {
-    let mut depth = 0usize;
+    let mut nesting = Nesting::default();
     loop {
         let Some((tok, after)) = next(buf, at)? else {
             return Ok(None);
         };
         at = after;
+        if matches!(tok, Tok::End { name: n } if n == name) && nesting.is_empty() {
+            return Ok(Some(at));
+        }
+        nesting.see(&tok)?;
         match tok {
-            Tok::Start {
-                name: n,
-                empty: false,
-                ..
-            } if n == name => depth += 1,
-            Tok::End { name: n } if n == name => {
-                if depth == 0 {
-                    return Ok(Some(at));
-                }
-                depth -= 1;
+            Tok::Text(t) => check_text(t)?,
+            Tok::CData(t) => {
+                utf8(t)?;
             }
+            Tok::Start { attrs: raw, .. } => check_attrs(raw)?,
             _ => {}
         }
     }

@@ -30,6 +30,7 @@ pub struct SstScan {
     started: bool,
     done: bool,
     scratch: String,
+    nesting: scan::Nesting,
     pub sst: Sst,
 }
 
@@ -41,6 +42,16 @@ impl SstScan {
             let Some((tok, after)) = scan::next(buf, at)? else {
                 break;
             };
+            let item =
+                matches!(tok, Tok::Start { name, .. } if self.started && local(name) == b"si");
+            if !item {
+                self.nesting.see(&tok)?;
+                match tok {
+                    Tok::Start { attrs, .. } => scan::check_attrs(attrs)?,
+                    Tok::Text(t) => scan::check_text(t)?,
+                    _ => {}
+                }
+            }
             match tok {
                 Tok::Start { name, empty, .. } if !self.started && local(name) == b"sst" => {
                     self.started = true;
@@ -90,6 +101,7 @@ pub struct SheetScan {
     row: u32,
     col: u32,
     scratch: String,
+    nesting: scan::Nesting,
 }
 
 impl SheetScan {
@@ -107,6 +119,17 @@ impl SheetScan {
             let Some((tok, after)) = scan::next(buf, at)? else {
                 break;
             };
+            // A cell balances its own elements.
+            let cell =
+                self.in_data && matches!(tok, Tok::Start { name, .. } if local(name) == b"c");
+            if !cell {
+                self.nesting.see(&tok)?;
+                match tok {
+                    Tok::Start { attrs, .. } => scan::check_attrs(attrs)?,
+                    Tok::Text(t) => scan::check_text(t)?,
+                    _ => {}
+                }
+            }
             if !self.in_data {
                 match tok {
                     Tok::Start { name, attrs, empty } => match local(name) {
@@ -156,7 +179,7 @@ impl SheetScan {
                     let (value, end) = if empty {
                         (DataRef::Empty, after)
                     } else {
-                        match cell_value(buf, after, s, t, cx, &mut self.scratch)? {
+                        match cell_value(buf, after, name, s, t, cx, &mut self.scratch)? {
                             Some(v) => v,
                             None => break,
                         }
@@ -193,6 +216,7 @@ impl SheetScan {
 fn cell_value<'s>(
     buf: &[u8],
     mut at: usize,
+    cell: &[u8],
     s: Option<&[u8]>,
     t: Option<&[u8]>,
     cx: &Context<'_, 's>,
@@ -241,7 +265,8 @@ fn cell_value<'s>(
         };
         at = after;
         match tok {
-            Tok::End { name } if local(name) == b"c" => return Ok(Some((value, at))),
+            Tok::End { name } if name == cell => return Ok(Some((value, at))),
+            Tok::End { .. } => return Err(Bad("end tag of another element in a cell")),
             Tok::Start { name, empty, .. } => match local(name) {
                 b"is" => {
                     let mut text = String::new();
@@ -318,7 +343,8 @@ fn cell_value<'s>(
                 }
                 _ => return Err(Bad("unexpected element in a cell")),
             },
-            Tok::Text(raw) | Tok::CData(raw) => {
+            Tok::Text(raw) => scan::check_text(raw)?,
+            Tok::CData(raw) => {
                 scan::utf8(raw)?;
             }
             _ => {}

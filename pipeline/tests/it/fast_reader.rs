@@ -201,6 +201,25 @@ fn patch(bytes: &[u8], part: &str, edit: impl Fn(&str) -> String) -> Vec<u8> {
     out.finish().unwrap().into_inner()
 }
 
+/// The same zip with one byte sequence of its stored (uncompressed) parts replaced.
+fn bytes_patch(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
+    let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for i in 0..zip.len() {
+        let mut f = zip.by_index(i).unwrap();
+        let name = f.name().unwrap().to_string();
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut body).unwrap();
+        if let Some(at) = body.windows(from.len()).position(|w| w == from) {
+            body.splice(at..at + from.len(), to.iter().copied());
+        }
+        out.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        out.write_all(&body).unwrap();
+    }
+    out.finish().unwrap().into_inner()
+}
+
 fn in_1904(bytes: &[u8]) -> Vec<u8> {
     patch(bytes, "xl/workbook.xml", |x| {
         x.replacen("<workbookPr", "<workbookPr date1904=\"1\"", 1)
@@ -374,6 +393,12 @@ fn what_the_fast_reader_does_not_cover_is_handed_to_calamine() {
     // The entity in a number and the markup in a value are read by calamine (as empty
     // and as "ac"); the others calamine refuses too.
     assert_eq!(read_by_calamine, 2);
+    // Bytes that are not UTF-8, anywhere in the sheet.
+    let bytes = patch(&roster(true, 5), "xl/worksheets/sheet1.xml", |x| {
+        x.replacen("<sheetData>", "<sheetData><!--\u{1}-->", 1)
+    });
+    let bytes = bytes_patch(&bytes, b"\x01", b"\xff");
+    assert!(matches!(fast_xlsx_cells(&bytes), Err(why) if why.contains("UTF-8")));
     // A sheet cut short: the zip entry ends inside sheetData.
     let bytes = patch(&roster(true, 5), "xl/worksheets/sheet1.xml", |x| {
         x[..x.find("</sheetData>").unwrap() - 20].to_string()
@@ -451,4 +476,125 @@ fn random_cells_read_alike() {
         }
     }
     assert!(fast_cells > 5_000, "{fast_cells}");
+}
+
+/// Mutated workbooks (bytes cut, copied, flipped; XML fragments and entities spliced into
+/// the sheets, shared strings and styles): the fast reader never panics, never gives a
+/// cell calamine does not give, and never reads a file calamine refuses. A cheap, seeded
+/// cousin of the differential fuzzing in BENCHMARKS.md.
+#[test]
+fn mutated_workbooks_are_never_read_differently() {
+    const DICT: &[&str] = &[
+        "<",
+        ">",
+        "/",
+        "&amp;",
+        "&#x41;",
+        "&#0;",
+        "&bogus;",
+        "&",
+        ";",
+        "<v>",
+        "</v>",
+        "<c>",
+        "</c>",
+        "<c r=\"A1\">",
+        "t=\"s\"",
+        "t=\"str\"",
+        "t=\"b\"",
+        "t=\"e\"",
+        "t=\"inlineStr\"",
+        "s=\"1\"",
+        "_x0041_",
+        "_xD83D_",
+        "\"",
+        "'",
+        "<![CDATA[",
+        "]]>",
+        "<!--",
+        "-->",
+        "\r\n",
+        "<is><t>",
+        "</t></is>",
+        "xml:space=\"preserve\"",
+        "<row r=\"4294967295\">",
+        "</row>",
+        "<f>",
+        "</f>",
+        "<r><t>",
+        "</t></r>",
+        "<rPh>",
+        "</rPh>",
+        "<si>",
+        "</si>",
+        "<t/>",
+        "<v/>",
+        "1e308",
+        "NaN",
+        "#N/A",
+        "</sheetData>",
+        "\u{4e2d}",
+        "\u{ff}",
+    ];
+    let mut bases = vec![roster(true, 30), roster(false, 30)];
+    for name in [
+        "errors.xlsx",
+        "richtext-namespaced.xlsx",
+        "date.xlsx",
+        "issue_174.xlsx",
+    ] {
+        if let Ok(b) = std::fs::read(crate::reading::corpus().join(name)) {
+            bases.push(b);
+        }
+    }
+    let (mut same, mut other) = (0, 0);
+    for seed in 0..300u64 {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let base = &bases[rng.usize(..bases.len())];
+        let part = ["worksheets/", "sharedstrings", "styles"][rng.usize(..3)];
+        let mut zip = zip::ZipArchive::new(Cursor::new(base.as_slice())).unwrap();
+        let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        for i in 0..zip.len() {
+            let mut f = zip.by_index(i).unwrap();
+            let name = f.name().unwrap().to_string();
+            let mut b = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut b).unwrap();
+            if name.to_ascii_lowercase().contains(part) {
+                for _ in 0..rng.usize(1..4) {
+                    let at = rng.usize(..=b.len());
+                    match rng.u8(0..5) {
+                        0 => {
+                            let end = (at + rng.usize(0..64)).min(b.len());
+                            b.drain(at..end);
+                        }
+                        1 => {
+                            let t = DICT[rng.usize(..DICT.len())];
+                            b.splice(at..at, t.bytes());
+                        }
+                        2 if at < b.len() => b[at] = rng.u8(..),
+                        3 => {
+                            let end = (at + rng.usize(0..200)).min(b.len());
+                            let piece = b[at..end].to_vec();
+                            let to = rng.usize(..=b.len());
+                            b.splice(to..to, piece);
+                        }
+                        _ => b.truncate(at),
+                    }
+                }
+            }
+            out.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            out.write_all(&b).unwrap();
+        }
+        let bytes = out.finish().unwrap().into_inner();
+        match compare(&format!("mutant {seed}"), &bytes) {
+            Verdict::Same(_) => same += 1,
+            _ => other += 1,
+        }
+    }
+    // Enough mutants stay readable for the comparison to mean something.
+    assert!(
+        same > 30 && other > 30,
+        "{same} read alike, {other} not read"
+    );
 }
