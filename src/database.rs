@@ -93,8 +93,7 @@ pub fn import(args: ImportArgs) -> Result<ExitCode> {
             orgs,
             bytes,
             opts,
-            out.clone(),
-            None,
+            registry::import::ReportsTo::dir(out.clone()),
             publish,
         )
         .await

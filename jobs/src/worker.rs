@@ -253,8 +253,10 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
                 orgs,
                 bytes,
                 opts,
-                out.clone(),
-                Some(on_workbook),
+                registry::import::ReportsTo {
+                    dir: out.clone(),
+                    on_workbook: Some(on_workbook),
+                },
                 publish_reports,
             )
             .await?

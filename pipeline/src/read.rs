@@ -406,10 +406,13 @@ pub fn read_floor_fast(bytes: &[u8]) -> Result<usize, String> {
     Ok(n)
 }
 
+/// A worksheet's name and its cells (row, column, value) in file order.
+pub type SheetCells = (String, Vec<(u32, u32, Data)>);
+
 /// Every worksheet of an xlsx as the fast reader yields it, cell by cell in file order
 /// (for the tests that hold it equal to calamine's cell reader, and the benchmarks).
 /// `Err` names what made it hand the file to calamine, or the verdict on the file.
-pub fn fast_xlsx_cells(bytes: &[u8]) -> Result<Vec<(String, Vec<(u32, u32, Data)>)>, String> {
+pub fn fast_xlsx_cells(bytes: &[u8]) -> Result<Vec<SheetCells>, String> {
     use crate::xlsx::{Book, Stop};
     let why = |stop: Stop| match stop {
         Stop::Fallback(reason) => format!("fallback: {reason}"),

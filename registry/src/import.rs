@@ -64,6 +64,23 @@ impl Published {
     }
 }
 
+/// Where `import` writes the reports: a folder, and who is told of each organisation
+/// workbook as it is made (the worker uploads it then).
+pub struct ReportsTo {
+    pub dir: PathBuf,
+    pub on_workbook: Option<report::OnWorkbook>,
+}
+
+impl ReportsTo {
+    /// A folder, nobody told.
+    pub fn dir(dir: PathBuf) -> ReportsTo {
+        ReportsTo {
+            dir,
+            on_workbook: None,
+        }
+    }
+}
+
 /// Error of a publish step.
 pub type PublishError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -91,8 +108,8 @@ pub struct Imported {
 }
 
 /// Validates `bytes` against the registry as `orgs`' uploader, loads the valid rows under
-/// `upload_id`, writes every report into `out` (telling `on_workbook` of each
-/// organisation workbook as it is made), has `publish` put them where they belong, and
+/// `upload_id`, writes every report into `reports_to.dir` (telling its `on_workbook` of
+/// each organisation workbook as it is made), has `publish` put them where they belong, and
 /// records the outcome: all of it, or (on an error) nothing.
 #[tracing::instrument(skip_all, fields(upload_id = upload_id, bytes = bytes.len()))]
 pub async fn import(
@@ -101,10 +118,13 @@ pub async fn import(
     orgs: DbOrgs,
     bytes: Vec<u8>,
     opts: ValidateOptions,
-    out: PathBuf,
-    on_workbook: Option<report::OnWorkbook>,
+    reports_to: ReportsTo,
     publish: impl AsyncFnOnce(&Path, &ReportSet) -> Result<Published, PublishError>,
 ) -> Result<Imported, ImportError> {
+    let ReportsTo {
+        dir: out,
+        on_workbook,
+    } = reports_to;
     let uploader_id = orgs.uploader_id();
     let template = opts.template;
     let clock = Instant::now();

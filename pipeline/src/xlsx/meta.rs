@@ -252,12 +252,14 @@ pub fn custom_format(code: &str) -> NumFmt {
             brackets = brackets.saturating_sub(1);
         } else if matches!(c, 'a' | 'A') && !am && brackets == 0 {
             am = true;
-        } else if matches!(c, 'p' | 'm' | '/' | 'P' | 'M') && am && brackets == 0 {
-            return NumFmt::DateTime;
-        } else if matches!(c, 'd' | 'm' | 'h' | 'y' | 's' | 'D' | 'M' | 'H' | 'Y' | 'S')
-            && !am
-            && brackets == 0
+        } else if brackets == 0
+            && if am {
+                matches!(c, 'p' | 'm' | '/' | 'P' | 'M')
+            } else {
+                matches!(c, 'd' | 'm' | 'h' | 'y' | 's' | 'D' | 'M' | 'H' | 'Y' | 'S')
+            }
         {
+            // A date or time letter (after an `A`, the rest of `AM/PM`).
             return NumFmt::DateTime;
         } else if !(elapsed && c.eq_ignore_ascii_case(&prev)) {
             elapsed = prev == '[' && matches!(c, 'm' | 'h' | 's' | 'M' | 'H' | 'S');

@@ -496,6 +496,10 @@ pub fn string_item(
         if matches!(tok, Tok::End { name } if name == closing) && nesting.is_empty() {
             return Ok(Some(at));
         }
+        if matches!(tok, Tok::Start { name, .. } if name == closing) {
+            // calamine's parser would end the item at the inner element's end.
+            return Err(Bad("string item inside a string item"));
+        }
         if !matches!(tok, Tok::Start { name, .. } if local(name) == b"t" && !phonetic) {
             nesting.see(&tok)?;
         }

@@ -188,7 +188,11 @@ impl SheetScan {
                     emit(row, col, value).map_err(Stop::Reject)?;
                     at = end;
                 }
-                Tok::End { name } if local(name) == b"sheetData" => {
+                // `<sheetData/>` here ends the sheet for calamine's parser too.
+                Tok::End { name }
+                | Tok::Start {
+                    name, empty: true, ..
+                } if local(name) == b"sheetData" => {
                     self.done = true;
                     at = after;
                 }
