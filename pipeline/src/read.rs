@@ -662,6 +662,25 @@ impl<'a> CellText<'a> {
             CellText::Date(None) => Some(Cow::Borrowed("#日期无效")),
         }
     }
+
+    /// [`CellText::display`] without an allocation per cell: text is borrowed, anything
+    /// else is written into `scratch` (cleared first).
+    fn display_in<'s>(&'s self, scratch: &'s mut String) -> Option<&'s str> {
+        use std::fmt::Write;
+        scratch.clear();
+        match self {
+            CellText::Empty => return None,
+            CellText::Text(s) => return Some(s.as_ref()),
+            CellText::Int(i) => {
+                let _ = write!(scratch, "{i}");
+            }
+            CellText::Float(f) => push_number(*f, scratch),
+            CellText::Bool(b) => return Some(if *b { "TRUE" } else { "FALSE" }),
+            CellText::Date(Some(dt)) => push_datetime(dt, scratch),
+            CellText::Date(None) => return Some("#日期无效"),
+        }
+        Some(scratch.as_str())
+    }
 }
 
 fn date_cell(dt: &calamine::ExcelDateTime) -> CellText<'static> {
@@ -673,36 +692,94 @@ fn date_cell(dt: &calamine::ExcelDateTime) -> CellText<'static> {
 }
 
 fn format_number(f: f64) -> String {
+    let mut s = String::new();
+    push_number(f, &mut s);
+    s
+}
+
+fn push_number(f: f64, out: &mut String) {
+    use std::fmt::Write;
     if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e18 {
-        format!("{}", f as i64)
+        let _ = write!(out, "{}", f as i64);
     } else {
-        format!("{f}")
+        let _ = write!(out, "{f}");
     }
 }
 
 fn format_datetime(dt: &NaiveDateTime) -> String {
-    if dt.time().num_seconds_from_midnight() == 0 {
-        dt.format("%Y-%m-%d").to_string()
-    } else {
-        dt.format("%Y-%m-%d %H:%M:%S").to_string()
+    let mut s = String::new();
+    push_datetime(dt, &mut s);
+    s
+}
+
+/// `YYYY-MM-DD`, with ` HH:MM:SS` unless the time is midnight (chrono's `%Y-%m-%d`
+/// and `%H:%M:%S`, spelled out: a million dates are formatted per upload).
+fn push_datetime(dt: &NaiveDateTime, out: &mut String) {
+    let year = dt.year();
+    if !(0..=9999).contains(&year) {
+        use std::fmt::Write;
+        let _ = if dt.time().num_seconds_from_midnight() == 0 {
+            write!(out, "{}", dt.format("%Y-%m-%d"))
+        } else {
+            write!(out, "{}", dt.format("%Y-%m-%d %H:%M:%S"))
+        };
+        return;
+    }
+    let two = |n: u32, out: &mut String| {
+        out.push(char::from(b'0' + (n / 10) as u8));
+        out.push(char::from(b'0' + (n % 10) as u8));
+    };
+    two(year as u32 / 100, out);
+    two(year as u32 % 100, out);
+    out.push('-');
+    two(dt.month(), out);
+    out.push('-');
+    two(dt.day(), out);
+    let t = dt.time();
+    if t.num_seconds_from_midnight() != 0 {
+        out.push(' ');
+        two(t.hour(), out);
+        out.push(':');
+        two(t.minute(), out);
+        out.push(':');
+        two(t.second(), out);
     }
 }
 
 /// A number typed into a date column: `201705` / `20170504` stay digits, anything
 /// else in range is an Excel serial date of the workbook's epoch.
+#[cfg(test)]
 fn number_as_date(v: f64, is_1904: bool) -> Option<String> {
+    let mut s = String::new();
+    push_number_as_date(v, is_1904, &mut s).then_some(s)
+}
+
+/// [`number_as_date`] written into `out`; false (and `out` untouched) when the number
+/// is no date.
+fn push_number_as_date(v: f64, is_1904: bool, out: &mut String) -> bool {
+    use std::fmt::Write;
     if v.fract() != 0.0 {
-        return None;
+        return false;
     }
     let i = v as i64;
     let yyyymm = (190001..=210012).contains(&i) && (1..=12).contains(&(i % 100));
     let yyyymmdd = (19000101..=21001231).contains(&i);
     if yyyymm || yyyymmdd {
-        return Some(i.to_string());
+        let _ = write!(out, "{i}");
+        return true;
     }
     if !(1..2_958_466).contains(&i) {
-        return None;
+        return false;
     }
+    let Some(date) = serial_date(i, is_1904) else {
+        return false;
+    };
+    push_datetime(&date.and_time(chrono::NaiveTime::MIN), out);
+    true
+}
+
+/// The day an Excel serial number stands for in the workbook's epoch.
+fn serial_date(i: i64, is_1904: bool) -> Option<NaiveDate> {
     let date = if is_1904 {
         NaiveDate::from_ymd_opt(1904, 1, 1)?.checked_add_days(chrono::Days::new(i as u64))?
     } else if i >= 60 {
@@ -711,12 +788,7 @@ fn number_as_date(v: f64, is_1904: bool) -> Option<String> {
     } else {
         NaiveDate::from_ymd_opt(1899, 12, 31)?.checked_add_days(chrono::Days::new(i as u64))?
     };
-    Some(format!(
-        "{:04}-{:02}-{:02}",
-        date.year(),
-        date.month(),
-        date.day()
-    ))
+    Some(date)
 }
 
 /// Normalised header text → field, from canonical headers and aliases.
@@ -756,6 +828,8 @@ struct Collecting {
     header_row: u32,
     present: Vec<Field>,
     warnings: Vec<String>,
+    /// The text of a cell that is not text, written once per cell into one buffer.
+    scratch: String,
 }
 
 /// Receives cells in row order and builds the columns; buffers the first rows until the
@@ -970,6 +1044,7 @@ fn detect_header(
             header_row: header_row + 1,
             present,
             warnings,
+            scratch: String::new(),
         },
     ))
 }
@@ -1012,16 +1087,18 @@ impl Collecting {
                 // 16+ digits cannot survive an IEEE double; shorter numbers are exact.
                 numeric_id = n.abs() >= 1e15 || n.fract() != 0.0;
             }
-            let text = if slot.is_date {
+            let as_date = slot.is_date && {
+                self.scratch.clear();
                 v.as_number()
-                    .and_then(|n| number_as_date(n, is_1904))
-                    .map(Cow::Owned)
-                    .or_else(|| v.display())
+                    .is_some_and(|n| push_number_as_date(n, is_1904, &mut self.scratch))
+            };
+            let text = if as_date {
+                Some(self.scratch.as_str())
             } else {
-                v.display()
+                v.display_in(&mut self.scratch)
             };
             match text {
-                Some(t) => slot.builder.append_value(bounded(t.as_ref())),
+                Some(t) => slot.builder.append_value(bounded(t)),
                 None => slot.builder.append_null(),
             }
         }
@@ -1078,6 +1155,28 @@ mod tests {
         assert_eq!(number_as_date(61.0, false).as_deref(), Some("1900-03-01"));
         assert_eq!(number_as_date(1.5, false), None);
         assert_eq!(number_as_date(-3.0, false), None);
+    }
+
+    #[test]
+    fn dates_and_times_spelled_out_as_chrono_formats_them() {
+        let base = NaiveDate::from_ymd_opt(1899, 12, 30).unwrap();
+        for days in (0..80_000).step_by(7) {
+            let day = base + chrono::Days::new(days);
+            for secs in [0u32, 1, 59, 3600, 45_296, 86_399] {
+                let t = chrono::NaiveTime::from_num_seconds_from_midnight_opt(secs, 0).unwrap();
+                let dt = day.and_time(t);
+                let want = if secs == 0 {
+                    dt.format("%Y-%m-%d").to_string()
+                } else {
+                    dt.format("%Y-%m-%d %H:%M:%S").to_string()
+                };
+                assert_eq!(format_datetime(&dt), want);
+            }
+        }
+        let far = NaiveDate::from_ymd_opt(12_345, 6, 7)
+            .unwrap()
+            .and_time(chrono::NaiveTime::MIN);
+        assert_eq!(format_datetime(&far), far.format("%Y-%m-%d").to_string());
     }
 
     #[test]

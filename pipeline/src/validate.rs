@@ -303,7 +303,13 @@ pub fn validate_rows(
     orgs: &dyn OrgResolver,
     issue_rows_only: bool,
 ) -> Result<Validation, PipelineError> {
-    validate_sliced(raw, as_of, orgs, issue_rows_only, SLICE_ROWS)
+    // `ROSTER_SLICE_ROWS` trades memory for time (benchmarks, machines with memory to
+    // spare).
+    let slice = std::env::var("ROSTER_SLICE_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(SLICE_ROWS);
+    validate_sliced(raw, as_of, orgs, issue_rows_only, slice)
 }
 
 /// [`validate_rows`] with slices of `slice_rows` rows (tests hold every slice size to
@@ -325,7 +331,7 @@ pub fn validate_sliced(
     };
     let uploader = orgs.uploader_name().to_string();
     tracing::info!(peak_rss_mib = crate::peak_rss_mib(), "read");
-    let across = across_file(&raw.frame, &ctx)?;
+    let across = across_file(&raw.frame, &ctx, slice_rows)?;
     tracing::info!(peak_rss_mib = crate::peak_rss_mib(), "file-wide columns");
     let rules = rules::all(&ctx);
     let height = raw.frame.height();
@@ -381,11 +387,15 @@ pub fn validate_sliced(
     })
 }
 
-/// The derived columns that look across the whole file, from the ID number and the
-/// development number alone: who first holds each number (`dev.first_row`,
-/// `dev.first_id`) and the other rows with the same ID number (`dup.rows`).
-fn across_file(raw: &DataFrame, ctx: &Ctx) -> Result<DataFrame, PipelineError> {
+/// The derived columns of the ID number and the development number, from those two
+/// columns alone, including what looks across the whole file: who first holds each
+/// number (`dev.first_row`, `dev.first_id`) and the other rows with the same ID number
+/// (`dup.rows`). Row-aligned with `raw`, in chunks of `slice_rows` rows (so that slicing
+/// it with the rows copies nothing); the inputs themselves are left out. Each row's own
+/// columns are derived a slice at a time, so the file-wide transients are a slice's.
+fn across_file(raw: &DataFrame, ctx: &Ctx, slice_rows: usize) -> Result<DataFrame, PipelineError> {
     let mut inputs = vec![col(ROW), col(crate::ID_NUMERIC)];
+    let mut leave_out = vec![ROW.to_string(), crate::ID_NUMERIC.to_string()];
     for f in [Field::IdNumber, Field::DevNumber] {
         let kind = ctx
             .template
@@ -399,14 +409,37 @@ fn across_file(raw: &DataFrame, ctx: &Ctx) -> Result<DataFrame, PipelineError> {
             lit(NULL).cast(DataType::String)
         };
         inputs.push(crate::normalise::input(kind, text).alias(col_in(f)));
+        leave_out.push(col_in(f));
     }
-    let mut lf = raw.clone().lazy().select(inputs);
-    for stage in rules::derive_file(ctx) {
+    let stages = rules::derive_keys(ctx);
+    let mut narrow: Option<DataFrame> = None;
+    let mut offset = 0;
+    loop {
+        let len = slice_rows.min(raw.height() - offset);
+        let mut lf = raw.slice(offset as i64, len).lazy().select(inputs.clone());
+        for stage in &stages {
+            lf = lf.with_columns(stage.clone());
+        }
+        let part = lf.collect()?;
+        match narrow.as_mut() {
+            Some(n) => {
+                n.vstack_mut_owned(part)?;
+            }
+            None => narrow = Some(part),
+        }
+        offset += len;
+        if offset >= raw.height() {
+            break;
+        }
+    }
+    let narrow = narrow.expect("at least one slice");
+    let mut lf = narrow.lazy();
+    for stage in rules::derive_across(ctx) {
         lf = lf.with_columns(stage);
     }
     let narrow = lf.collect()?;
     let dups = rules::duplicates::duplicate_rows(&narrow)?;
-    let mut across = narrow.select([rules::dev_number::FIRST_ROW, rules::dev_number::FIRST_ID])?;
+    let mut across = narrow.drop_many(leave_out);
     append(&mut across, dups)?;
     Ok(across)
 }
@@ -442,13 +475,11 @@ fn validate_slice(
             .collect()?;
         append(&mut frame, attached)?;
     }
-    let mut lf = frame.lazy();
-    for stage in rules::derive(ctx) {
-        lf = lf.with_columns(stage);
-    }
-    let mut frame = lf.collect()?;
     append(&mut frame, across)?;
     let mut lf = frame.lazy();
+    for stage in rules::derive_rest(ctx) {
+        lf = lf.with_columns(stage);
+    }
 
     let flag = |i: usize| format!("fail.{i}");
     lf = lf.with_columns(

@@ -101,23 +101,26 @@ pub fn all(ctx: &Ctx) -> Vec<Rule> {
     rules
 }
 
-/// Derived columns the rules read, in the order they must be computed: each row's own.
-/// Those that look across the file come from [`derive_file`].
-pub fn derive(ctx: &Ctx) -> Vec<Vec<Expr>> {
-    let mut stages = vec![org::derive(ctx)];
-    stages.extend(identity::derive(ctx));
-    stages.extend(dates::derive(ctx));
+/// The derived columns the rules read come in three parts, each in the order its
+/// stages must be computed. First those of the ID number and the development number
+/// that each row has of its own: computed over those two columns alone, slice by slice.
+pub fn derive_keys(ctx: &Ctx) -> Vec<Vec<Expr>> {
+    let mut stages = identity::derive(ctx);
     stages.push(dev_number::derive_row(ctx));
     stages
 }
 
-/// The derived columns that look across the whole file (who first holds each
-/// development number), over the ID number and development number alone: computed once
-/// for the file, then handed to each slice of rows.
-pub fn derive_file(ctx: &Ctx) -> Vec<Vec<Expr>> {
-    let mut stages = identity::derive(ctx);
-    stages.push(dev_number::derive_row(ctx));
-    stages.push(dev_number::derive_file(ctx));
+/// Then, over all rows of the file at once, those that look across it (who first holds
+/// each development number), from [`derive_keys`]' columns.
+pub fn derive_across(ctx: &Ctx) -> Vec<Vec<Expr>> {
+    vec![dev_number::derive_file(ctx)]
+}
+
+/// The rest of the derived columns, for a slice of rows that already has [`derive_keys`]'s
+/// columns.
+pub fn derive_rest(ctx: &Ctx) -> Vec<Vec<Expr>> {
+    let mut stages = vec![org::derive(ctx)];
+    stages.extend(dates::derive(ctx));
     stages
 }
 
