@@ -652,19 +652,16 @@ impl<'a> CellText<'a> {
 
     /// The text shown for the cell, as uploaded.
     fn display(&self) -> Option<Cow<'_, str>> {
-        match self {
-            CellText::Empty => None,
-            CellText::Text(s) => Some(Cow::Borrowed(s.as_ref())),
-            CellText::Int(i) => Some(Cow::Owned(i.to_string())),
-            CellText::Float(f) => Some(Cow::Owned(format_number(*f))),
-            CellText::Bool(b) => Some(Cow::Borrowed(if *b { "TRUE" } else { "FALSE" })),
-            CellText::Date(Some(dt)) => Some(Cow::Owned(format_datetime(dt))),
-            CellText::Date(None) => Some(Cow::Borrowed("#日期无效")),
+        if let CellText::Text(s) = self {
+            return Some(Cow::Borrowed(s.as_ref()));
         }
+        let mut scratch = String::new();
+        self.display_in(&mut scratch)
+            .map(|t| Cow::Owned(t.to_string()))
     }
 
-    /// [`CellText::display`] without an allocation per cell: text is borrowed, anything
-    /// else is written into `scratch` (cleared first).
+    /// The text shown for the cell, without an allocation per cell: text is borrowed,
+    /// anything else is written into `scratch` (cleared first).
     fn display_in<'s>(&'s self, scratch: &'s mut String) -> Option<&'s str> {
         use std::fmt::Write;
         scratch.clear();
@@ -691,6 +688,7 @@ fn date_cell(dt: &calamine::ExcelDateTime) -> CellText<'static> {
     }
 }
 
+#[cfg(test)]
 fn format_number(f: f64) -> String {
     let mut s = String::new();
     push_number(f, &mut s);
@@ -706,6 +704,7 @@ fn push_number(f: f64, out: &mut String) {
     }
 }
 
+#[cfg(test)]
 fn format_datetime(dt: &NaiveDateTime) -> String {
     let mut s = String::new();
     push_datetime(dt, &mut s);

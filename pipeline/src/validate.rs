@@ -338,9 +338,7 @@ pub fn validate_sliced(
     let mut rows: Option<DataFrame> = None;
     let mut findings = Vec::new();
     let mut dropped = 0;
-    let mut offset = 0;
-    loop {
-        let len = slice_rows.min(height - offset);
+    for (offset, len) in slices(height, slice_rows) {
         let slice = raw.frame.slice(offset as i64, len);
         let extra = across.slice(offset as i64, len);
         let (mut kept, found) = validate_slice(slice, extra, &ctx, &rules, &uploader, orgs)?;
@@ -356,10 +354,6 @@ pub fn validate_sliced(
             None => rows = Some(kept),
         }
         findings.push(found.lazy());
-        offset += len;
-        if offset >= height {
-            break;
-        }
     }
     drop(across);
     let rows = rows.expect("at least one slice");
@@ -390,9 +384,8 @@ pub fn validate_sliced(
 /// The derived columns of the ID number and the development number, from those two
 /// columns alone, including what looks across the whole file: who first holds each
 /// number (`dev.first_row`, `dev.first_id`) and the other rows with the same ID number
-/// (`dup.rows`). Row-aligned with `raw`, in chunks of `slice_rows` rows (so that slicing
-/// it with the rows copies nothing); the inputs themselves are left out. Each row's own
-/// columns are derived a slice at a time, so the file-wide transients are a slice's.
+/// (`dup.rows`). Row-aligned with `raw`; the inputs themselves are left out. Each row's
+/// own columns are derived a slice at a time, so their transients are a slice's.
 fn across_file(raw: &DataFrame, ctx: &Ctx, slice_rows: usize) -> Result<DataFrame, PipelineError> {
     let mut inputs = vec![col(ROW), col(crate::ID_NUMERIC)];
     let mut leave_out = vec![ROW.to_string(), crate::ID_NUMERIC.to_string()];
@@ -413,9 +406,7 @@ fn across_file(raw: &DataFrame, ctx: &Ctx, slice_rows: usize) -> Result<DataFram
     }
     let stages = rules::derive_keys(ctx);
     let mut narrow: Option<DataFrame> = None;
-    let mut offset = 0;
-    loop {
-        let len = slice_rows.min(raw.height() - offset);
+    for (offset, len) in slices(raw.height(), slice_rows) {
         let mut lf = raw.slice(offset as i64, len).lazy().select(inputs.clone());
         for stage in &stages {
             lf = lf.with_columns(stage.clone());
@@ -426,10 +417,6 @@ fn across_file(raw: &DataFrame, ctx: &Ctx, slice_rows: usize) -> Result<DataFram
                 n.vstack_mut_owned(part)?;
             }
             None => narrow = Some(part),
-        }
-        offset += len;
-        if offset >= raw.height() {
-            break;
         }
     }
     let narrow = narrow.expect("at least one slice");
@@ -555,6 +542,14 @@ fn validate_slice(
 }
 
 /// Appends the columns of `extra`, row-aligned with `frame`.
+/// `(offset, len)` of each slice of `slice_rows` rows (at least one, even of no rows).
+fn slices(height: usize, slice_rows: usize) -> impl Iterator<Item = (usize, usize)> {
+    let slice_rows = slice_rows.max(1);
+    (0..height.max(1))
+        .step_by(slice_rows)
+        .map(move |offset| (offset, slice_rows.min(height - offset)))
+}
+
 fn append(frame: &mut DataFrame, extra: DataFrame) -> PolarsResult<()> {
     polars_ensure!(
         extra.height() == frame.height(),
@@ -650,4 +645,26 @@ fn org_lookup(frame: &DataFrame, orgs: &dyn OrgResolver) -> Result<DataFrame, Pi
             Column::new(ORG_SUGGEST.into(), suggest),
         ],
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slices;
+
+    #[test]
+    fn slices_cover_every_row_once() {
+        // (height, slice rows) → (offset, len) of each slice.
+        let cases: &[(usize, usize, &[(usize, usize)])] = &[
+            (0, 4, &[(0, 0)]),
+            (1, 4, &[(0, 1)]),
+            (4, 4, &[(0, 4)]),
+            (5, 4, &[(0, 4), (4, 1)]),
+            (8, 4, &[(0, 4), (4, 4)]),
+            (3, 0, &[(0, 1), (1, 1), (2, 1)]),
+        ];
+        for (height, rows, want) in cases {
+            let got: Vec<_> = slices(*height, *rows).collect();
+            assert_eq!(&got, want, "height {height}, slices of {rows}");
+        }
+    }
 }
