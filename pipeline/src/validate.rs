@@ -651,10 +651,12 @@ fn org_lookup(frame: &DataFrame, orgs: &dyn OrgResolver) -> Result<DataFrame, Pi
 mod tests {
     use super::slices;
 
+    /// Height, slice rows, and the `(offset, len)` of each slice.
+    type Case = (usize, usize, &'static [(usize, usize)]);
+
     #[test]
     fn slices_cover_every_row_once() {
-        // (height, slice rows) → (offset, len) of each slice.
-        let cases: &[(usize, usize, &[(usize, usize)])] = &[
+        let cases: &[Case] = &[
             (0, 4, &[(0, 0)]),
             (1, 4, &[(0, 1)]),
             (4, 4, &[(0, 4)]),
