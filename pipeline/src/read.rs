@@ -810,10 +810,44 @@ const HEADER_SEARCH_ROWS: usize = 6;
 /// Cells to the right of this column are never buffered.
 const MAX_COLUMNS: u32 = 256;
 
+/// Rows of each chunk of the columns read: a chunk is built, finished and never grown,
+/// so validation, walking the rows a slice at a time, can let go of each chunk once its
+/// rows are validated.
+pub const CHUNK_ROWS: usize = crate::validate::SLICE_ROWS;
+
 struct Slot {
     field: Field,
     is_date: bool,
     builder: StringChunkedBuilder,
+    /// The chunks finished so far.
+    done: Option<StringChunked>,
+}
+
+impl Slot {
+    fn new(field: Field, is_date: bool) -> Slot {
+        Slot {
+            field,
+            is_date,
+            builder: StringChunkedBuilder::new(col_raw(field).into(), CHUNK_ROWS),
+            done: None,
+        }
+    }
+
+    /// Finishes the chunk being built and starts the next.
+    fn seal(&mut self) -> PolarsResult<()> {
+        let next = StringChunkedBuilder::new(col_raw(self.field).into(), CHUNK_ROWS);
+        let chunk = std::mem::replace(&mut self.builder, next).finish();
+        match self.done.as_mut() {
+            Some(done) => done.append_owned(chunk)?,
+            None => self.done = Some(chunk),
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> PolarsResult<StringChunked> {
+        self.seal()?;
+        Ok(self.done.expect("sealed"))
+    }
 }
 
 struct Collecting {
@@ -1016,11 +1050,10 @@ fn detect_header(
                     continue;
                 }
                 slot_of_col[*c as usize] = Some(slots.len());
-                slots.push(Slot {
-                    field: *f,
-                    is_date: matches!(template.column(*f).map(|c| c.kind), Some(Kind::Date)),
-                    builder: StringChunkedBuilder::new(col_raw(*f).into(), 1024),
-                });
+                slots.push(Slot::new(
+                    *f,
+                    matches!(template.column(*f).map(|c| c.kind), Some(Kind::Date)),
+                ));
             }
             _ if REPORT_COLUMNS.iter().any(|r| normalise_header(r) == h) => {}
             _ => ignored.push(text.into_owned()),
@@ -1102,6 +1135,12 @@ impl Collecting {
             }
         }
         self.id_numeric.push(numeric_id);
+        if self.rows.len().is_multiple_of(CHUNK_ROWS) {
+            for slot in &mut self.slots {
+                slot.seal()
+                    .map_err(|e| unreadable(format!("内部错误（{e}）")))?;
+            }
+        }
         Ok(())
     }
 
@@ -1112,11 +1151,14 @@ impl Collecting {
             Column::new(ID_NUMERIC.into(), self.id_numeric),
         ];
         let template = self.template.template();
-        let mut built: HashMap<Field, Column> = self
-            .slots
-            .into_iter()
-            .map(|s| (s.field, s.builder.finish().into_column()))
-            .collect();
+        let mut built: HashMap<Field, Column> = HashMap::new();
+        for slot in self.slots {
+            let field = slot.field;
+            let ca = slot
+                .finish()
+                .map_err(|e| unreadable(format!("内部错误（{e}）")))?;
+            built.insert(field, ca.into_column());
+        }
         for c in template.columns {
             columns.push(built.remove(&c.field).unwrap_or_else(|| {
                 Column::full_null(col_raw(c.field).into(), height, &DataType::String)

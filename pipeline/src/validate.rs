@@ -330,17 +330,36 @@ pub fn validate_sliced(
         uploader_province: orgs.uploader_province().map(str::to_string),
     };
     let uploader = orgs.uploader_name().to_string();
-    tracing::info!(peak_rss_mib = crate::peak_rss_mib(), "read");
-    let across = across_file(&raw.frame, &ctx, slice_rows)?;
-    tracing::info!(peak_rss_mib = crate::peak_rss_mib(), "file-wide columns");
+    tracing::info!(
+        rss_mib = crate::rss_mib(),
+        peak_rss_mib = crate::peak_rss_mib(),
+        "read"
+    );
+    let mut across = across_file(&raw.frame, &ctx, slice_rows)?;
+    tracing::info!(
+        rss_mib = crate::rss_mib(),
+        peak_rss_mib = crate::peak_rss_mib(),
+        "file-wide columns"
+    );
     let rules = rules::all(&ctx);
-    let height = raw.frame.height();
+    let RawRoster {
+        template: kind,
+        sheet,
+        header_row,
+        frame: mut unread,
+        present,
+        warnings,
+    } = raw;
     let mut rows: Option<DataFrame> = None;
     let mut findings = Vec::new();
     let mut dropped = 0;
-    for (offset, len) in slices(height, slice_rows) {
-        let slice = raw.frame.slice(offset as i64, len);
-        let extra = across.slice(offset as i64, len);
+    for (_, len) in slices(unread.height(), slice_rows) {
+        // Each slice is taken off the front of what is left, so the chunks of rows
+        // validated are let go as the walk goes on (the reader builds them a slice long).
+        let slice = unread.slice(0, len);
+        unread = unread.slice(len as i64, unread.height() - len);
+        let extra = across.slice(0, len);
+        across = across.slice(len as i64, across.height() - len);
         let (mut kept, found) = validate_slice(slice, extra, &ctx, &rules, &uploader, orgs)?;
         if issue_rows_only {
             let before = kept.height();
@@ -355,9 +374,13 @@ pub fn validate_sliced(
         }
         findings.push(found.lazy());
     }
-    drop(across);
+    drop((unread, across));
     let rows = rows.expect("at least one slice");
-    tracing::info!(peak_rss_mib = crate::peak_rss_mib(), "rules evaluated");
+    tracing::info!(
+        rss_mib = crate::rss_mib(),
+        peak_rss_mib = crate::peak_rss_mib(),
+        "rules evaluated"
+    );
     let errors = concat(findings, UnionArgs::default())?
         .sort([errors::ROW, "rule"], Default::default())
         .drop(cols(["rule"]))
@@ -369,11 +392,11 @@ pub fn validate_sliced(
         "validated"
     );
     Ok(Validation {
-        template: raw.template,
-        sheet: raw.sheet,
-        header_row: raw.header_row,
-        present: raw.present,
-        warnings: raw.warnings,
+        template: kind,
+        sheet,
+        header_row,
+        present,
+        warnings,
         uploader,
         rows,
         errors,
@@ -383,7 +406,7 @@ pub fn validate_sliced(
 
 /// The derived columns of the ID number and the development number, from those two
 /// columns alone, including what looks across the whole file: who first holds each
-/// number (`dev.first_row`, `dev.first_id`) and the other rows with the same ID number
+/// number (`dev.first_row`, `dev.held_by_other`) and the other rows with the same ID number
 /// (`dup.rows`). Row-aligned with `raw`; the inputs themselves are left out. Each row's
 /// own columns are derived a slice at a time, so their transients are a slice's.
 fn across_file(raw: &DataFrame, ctx: &Ctx, slice_rows: usize) -> Result<DataFrame, PipelineError> {
@@ -420,13 +443,10 @@ fn across_file(raw: &DataFrame, ctx: &Ctx, slice_rows: usize) -> Result<DataFram
         }
     }
     let narrow = narrow.expect("at least one slice");
-    let mut lf = narrow.lazy();
-    for stage in rules::derive_across(ctx) {
-        lf = lf.with_columns(stage);
-    }
-    let narrow = lf.collect()?;
+    let holders = rules::dev_number::first_holders(&narrow)?;
     let dups = rules::duplicates::duplicate_rows(&narrow)?;
     let mut across = narrow.drop_many(leave_out);
+    append(&mut across, holders)?;
     append(&mut across, dups)?;
     Ok(across)
 }

@@ -62,25 +62,78 @@ pub(crate) async fn copy_rows<'a, T: 'a, I, F>(
     conn: &mut PgConnection,
     statement: &str,
     items: I,
-    mut line: F,
+    line: F,
 ) -> Result<u64, RegistryError>
 where
     I: Iterator<Item = &'a T>,
     F: FnMut(&mut String, &'a T),
 {
-    let mut copy = conn.copy_in_raw(statement).await?;
-    let mut buf = String::with_capacity(COPY_CHUNK + 4096);
-    for item in items {
-        line(&mut buf, item);
-        if buf.len() >= COPY_CHUNK {
-            copy = send(copy, buf.as_bytes()).await?;
-            buf.clear();
+    let mut copy = CopyWriter::begin(conn, statement).await?;
+    copy.write(items, line).await?;
+    copy.finish().await
+}
+
+/// A COPY fed in parts, as its lines become known; sent a chunk at a time. Dropped
+/// unfinished, the COPY fails and its transaction with it.
+pub(crate) struct CopyWriter<'c> {
+    /// `None` once aborted: a writer that failed is not written to again.
+    copy: Option<sqlx::postgres::PgCopyIn<&'c mut PgConnection>>,
+    buf: String,
+}
+
+impl<'c> CopyWriter<'c> {
+    pub(crate) async fn begin(
+        conn: &'c mut PgConnection,
+        statement: &str,
+    ) -> Result<CopyWriter<'c>, RegistryError> {
+        Ok(CopyWriter {
+            copy: Some(conn.copy_in_raw(statement).await?),
+            buf: String::with_capacity(COPY_CHUNK + 4096),
+        })
+    }
+
+    /// Writes the lines `line` writes for each item.
+    pub(crate) async fn write<'a, T: 'a, I, F>(
+        &mut self,
+        items: I,
+        mut line: F,
+    ) -> Result<(), RegistryError>
+    where
+        I: Iterator<Item = &'a T>,
+        F: FnMut(&mut String, &'a T),
+    {
+        for item in items {
+            line(&mut self.buf, item);
+            if self.buf.len() >= COPY_CHUNK {
+                self.flush().await?;
+            }
         }
+        Ok(())
     }
-    if !buf.is_empty() {
-        copy = send(copy, buf.as_bytes()).await?;
+
+    async fn flush(&mut self) -> Result<(), RegistryError> {
+        let copy = self
+            .copy
+            .as_mut()
+            .expect("a failed COPY is not written to again");
+        if let Err(e) = copy.send(self.buf.as_bytes()).await {
+            if let Some(copy) = self.copy.take() {
+                copy.abort(e.to_string()).await?;
+            }
+            return Err(e.into());
+        }
+        self.buf.clear();
+        Ok(())
     }
-    Ok(copy.finish().await?)
+
+    /// Sends what is left and ends the COPY; returns the rows stored.
+    pub(crate) async fn finish(mut self) -> Result<u64, RegistryError> {
+        if !self.buf.is_empty() {
+            self.flush().await?;
+        }
+        let copy = self.copy.take().expect("a failed COPY is not finished");
+        Ok(copy.finish().await?)
+    }
 }
 
 /// Sends COPY data; if that fails the COPY is aborted, so the server discards it.

@@ -4,24 +4,25 @@
 //! The shape of the work (BENCHMARKS.md has the numbers behind it):
 //! 1. [`LoadBatch::prepare`] (CPU, a blocking thread) turns the valid rows into COPY text
 //!    once, sorted by ID number, so new people reach the primary key in key order.
-//! 2. [`load`] takes the load lock, COPYs only the keys of every row (row, ID, number,
-//!    branch) into a temporary table, and asks two set-based questions: which numbers
+//! 2. [`load`] takes the load lock; a second connection then asks, a chunk of rows at a
+//!    time, two set-based questions of the keys (row, ID, number, branch): which numbers
 //!    are held by someone else (`dev_number_taken`), and which people are already stored
 //!    (and, for members, in another branch: `id_registered_elsewhere`).
-//! 3. New people are COPYed straight into `people` (no staging copy, no `ON CONFLICT`);
-//!    stored people are staged and updated only where something differs; cadre posts are
-//!    merged. Loading the same file again writes nothing.
+//! 3. Meanwhile the new people of each chunk already checked are COPYed straight into
+//!    `people` (one COPY, no staging copy, no `ON CONFLICT`); stored people are staged
+//!    and updated only where something differs; cadre posts are merged. Loading the same
+//!    file again writes nothing.
 
 use std::fmt::Write;
 use std::ops::Range;
 
 use polars::prelude::{PolarsResult, StringChunked};
 use schemas::{Field, TemplateKind};
-use sqlx::AssertSqlSafe;
 use sqlx::postgres::PgPool;
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use crate::RegistryError;
-use crate::copy::{copy_field, copy_fields, copy_rows};
+use crate::copy::{CopyWriter, copy_field, copy_fields, copy_rows};
 use crate::people::{self, OnUpdate, Value};
 
 /// A finding only the database can make, for one row.
@@ -44,6 +45,10 @@ pub struct Loaded {
 pub enum LoadError {
     #[error(transparent)]
     Db(#[from] RegistryError),
+    /// The checking connection stopped before it answered for every row (its own error
+    /// is the one reported when it has one).
+    #[error("the registry checks ended before every row was checked")]
+    ChecksEnded,
 }
 
 impl From<sqlx::Error> for LoadError {
@@ -76,6 +81,8 @@ pub struct LoadBatch {
     branches: Vec<String>,
     /// COPY fields of every row, referenced by range.
     text: String,
+    /// Staged rows checked at a time ([`CHECK_CHUNK`]).
+    check_chunk: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +107,13 @@ impl LoadBatch {
     /// No rows to load.
     pub fn is_empty(&self) -> bool {
         self.staged.is_empty()
+    }
+
+    /// Checks `rows` staged rows at a time instead of [`CHECK_CHUNK`] (tests hold every
+    /// chunk size to the same answer).
+    pub fn checked_in_chunks_of(mut self, rows: usize) -> LoadBatch {
+        self.check_chunk = rows.max(1);
+        self
     }
 }
 
@@ -256,6 +270,7 @@ fn prepare(v: &pipeline::Validation) -> PolarsResult<LoadBatch> {
         probes,
         branches,
         text: out,
+        check_chunk: CHECK_CHUNK,
     })
 }
 
@@ -285,6 +300,78 @@ fn month_or_day(s: Option<&str>) -> (Option<String>, Option<&'static str>) {
 
 fn yes_no(s: Option<&str>) -> Option<&'static str> {
     s.map(|v| if v == "是" { "t" } else { "f" })
+}
+
+/// Staged rows (in ID order) checked at a time: the COPY of one chunk's new people goes
+/// on while the next chunk is checked.
+const CHECK_CHUNK: usize = 1 << 16;
+
+/// The keys of some rows, as arrays for `unnest`.
+struct Keys<'a> {
+    rows: Vec<i32>,
+    ids: Vec<Option<&'a str>>,
+    devs: Vec<Option<&'a str>>,
+    orgs: Vec<Option<i64>>,
+}
+
+/// What the registry said of some rows: numbers held by someone else, and people stored
+/// (with whether they are a member of another branch).
+struct Checked {
+    taken: Vec<i32>,
+    stored: Vec<(i32, bool)>,
+}
+
+impl<'a> Keys<'a> {
+    /// From `(row, ID number, development number, organisation)`.
+    fn of(
+        rows: impl Iterator<Item = (u32, Option<&'a str>, Option<&'a str>, Option<i64>)>,
+    ) -> Keys<'a> {
+        let mut keys = Keys {
+            rows: Vec::new(),
+            ids: Vec::new(),
+            devs: Vec::new(),
+            orgs: Vec::new(),
+        };
+        for (row, id, dev, org) in rows {
+            keys.rows.push(row as i32);
+            keys.ids.push(id);
+            keys.devs.push(dev);
+            keys.orgs.push(org);
+        }
+        keys
+    }
+
+    /// Two set-based questions, answered by index probes: which numbers are held by
+    /// someone else (`dev_number_taken`), and which people are already stored (and, for
+    /// members, in another branch: `id_registered_elsewhere`). A row whose branch is
+    /// unknown is not judged "elsewhere": it may name that very branch with a typo (its
+    /// org_not_found says so already).
+    async fn check(&self, conn: &mut PgConnection, members: bool) -> Result<Checked, LoadError> {
+        let taken: Vec<i32> = sqlx::query_scalar(
+            r#"SELECT k.row_number
+               FROM unnest($1::int4[], $2::text[], $3::text[]) AS k(row_number, id_number, dev_number)
+               JOIN people p ON p.dev_number = k.dev_number COLLATE "C"
+                            AND p.id_number IS DISTINCT FROM k.id_number COLLATE "C""#,
+        )
+        .bind(&self.rows)
+        .bind(&self.ids)
+        .bind(&self.devs)
+        .fetch_all(&mut *conn)
+        .await?;
+        let stored: Vec<(i32, bool)> = sqlx::query_as(
+            r#"SELECT k.row_number, $4 AND p.branch_id IS NOT NULL AND p.branch_id <> k.org_id
+                      IS TRUE
+               FROM unnest($1::int4[], $2::text[], $3::int8[]) AS k(row_number, id_number, org_id)
+               JOIN people p ON p.id_number = k.id_number COLLATE "C""#,
+        )
+        .bind(&self.rows)
+        .bind(&self.ids)
+        .bind(&self.orgs)
+        .bind(members)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(Checked { taken, stored })
+    }
 }
 
 /// What the checks said about one row.
@@ -381,34 +468,13 @@ pub async fn load_begin(
         }
     };
 
-    sqlx::query(
-        r#"CREATE TEMP TABLE load_keys (
-            row_number int, id_number text COLLATE "C", dev_number text COLLATE "C", org_id bigint,
-            loads boolean
-        ) ON COMMIT DROP"#,
-    )
-    .execute(&mut *tx)
-    .await?;
-    copy_rows(
-        &mut tx,
-        "COPY load_keys FROM STDIN",
-        batch.staged.iter(),
-        |out, s| {
-            let org = org_of(s).map(|o| o.to_string());
-            copy_fields(
-                out,
-                &[
-                    Some(&s.row.to_string()),
-                    Some(&s.id_number),
-                    s.dev_number.as_deref(),
-                    org.as_deref(),
-                    Some("t"),
-                ],
-            );
-            out.push('\n');
-        },
-    )
-    .await?;
+    step("lock, branch ids");
+
+    // The checks and the COPY of new people overlap: a second connection asks the
+    // registry about one chunk of rows (in ID order) while this one COPYs the new people
+    // of the chunk before. It sees what this transaction would: it connects once the load
+    // lock is held, every writer of `people` takes that lock, and the checks read only
+    // what was committed before the load (as before this transaction writes anything).
     let probe_org = |p: &Probe| -> Option<i64> {
         if members {
             p.branch.and_then(|b| branch_ids[b as usize])
@@ -416,61 +482,47 @@ pub async fn load_begin(
             Some(uploader_id)
         }
     };
-    if !batch.probes.is_empty() {
-        copy_rows(
-            &mut tx,
-            "COPY load_keys FROM STDIN",
-            batch.probes.iter(),
-            |out, p| {
-                let org = probe_org(p).map(|o| o.to_string());
-                copy_fields(
-                    out,
-                    &[
-                        Some(&p.row.to_string()),
-                        p.id_number.as_deref(),
-                        p.dev_number.as_deref(),
-                        org.as_deref(),
-                        Some("f"),
-                    ],
-                );
-                out.push('\n');
-            },
-        )
-        .await?;
-    }
-    sqlx::query("ANALYZE load_keys").execute(&mut *tx).await?;
-    step("lock, branch ids, COPY keys");
+    let (checked_tx, mut checked_rx) = tokio::sync::mpsc::channel::<Checked>(2);
+    let checker = async move {
+        let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
+        // A file's keys against everyone registered: index probes (about 1 µs each) beat a
+        // scan of the whole table, which the planner picks for a million keys (10 s against
+        // 10 M people, growing with the registry; BENCHMARKS.md).
+        sqlx::raw_sql("SET enable_hashjoin = off; SET enable_mergejoin = off")
+            .execute(&mut conn)
+            .await?;
+        for chunk in batch.staged.chunks(batch.check_chunk) {
+            let keys = Keys::of(chunk.iter().map(|s| {
+                (
+                    s.row,
+                    Some(s.id_number.as_str()),
+                    s.dev_number.as_deref(),
+                    org_of(s),
+                )
+            }));
+            if checked_tx
+                .send(keys.check(&mut conn, members).await?)
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        if !batch.probes.is_empty() {
+            let keys = Keys::of(batch.probes.iter().map(|p| {
+                (
+                    p.row,
+                    p.id_number.as_deref(),
+                    p.dev_number.as_deref(),
+                    probe_org(p),
+                )
+            }));
+            let _ = checked_tx.send(keys.check(&mut conn, members).await?).await;
+        }
+        conn.close().await?;
+        Ok::<(), LoadError>(())
+    };
 
-    // A file's keys against everyone registered: index probes (about 1 µs each) beat a
-    // scan of the whole table, which the planner picks for a million keys (10 s against
-    // 10 M people, growing with the registry; BENCHMARKS.md).
-    sqlx::raw_sql("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
-        .execute(&mut *tx)
-        .await?;
-    let taken: Vec<i32> = sqlx::query_scalar(
-        "SELECT k.row_number FROM load_keys k
-         JOIN people p ON p.dev_number = k.dev_number
-                      AND p.id_number IS DISTINCT FROM k.id_number",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    // Stored people, and whether they are a member of another branch (template A only:
-    // posts may be held in several organisations).
-    // A row whose branch is unknown is not judged "elsewhere": it may name that very
-    // branch with a typo (its org_not_found says so already).
-    let stored: Vec<(i32, bool)> = sqlx::query_as(
-        "SELECT k.row_number, $1 AND p.branch_id IS NOT NULL AND p.branch_id <> k.org_id
-                IS TRUE
-         FROM load_keys k JOIN people p ON p.id_number = k.id_number",
-    )
-    .bind(members)
-    .fetch_all(&mut *tx)
-    .await?;
-
-    sqlx::raw_sql("RESET enable_hashjoin; RESET enable_mergejoin")
-        .execute(&mut *tx)
-        .await?;
-    step("checks: dev_number_taken, stored people");
     let mut findings: Vec<DbFinding> = Vec::new();
     let max_row = batch
         .staged
@@ -480,29 +532,38 @@ pub async fn load_begin(
         .max()
         .unwrap_or(0) as usize;
     let mut verdict = vec![Verdict::New; max_row + 1];
-    let mut refuse = |row: u32, code| {
-        verdict[row as usize] = Verdict::Refused;
-        findings.push(DbFinding { row, code });
-    };
     for s in batch.staged.iter().filter(|s| org_of(s).is_none()) {
-        refuse(s.row, schemas::ErrorCode::OrgNotFound);
+        verdict[s.row as usize] = Verdict::Refused;
+        findings.push(DbFinding {
+            row: s.row,
+            code: schemas::ErrorCode::OrgNotFound,
+        });
     }
-    for row in taken {
-        refuse(row as u32, schemas::ErrorCode::DevNumberTaken);
-    }
-    for &(row, elsewhere) in &stored {
-        if elsewhere {
-            refuse(row as u32, schemas::ErrorCode::IdRegisteredElsewhere);
+    let mut stored = 0usize;
+    // What the checks said of some rows, into their verdicts and findings.
+    let mut apply = |checked: Checked, verdict: &mut Vec<Verdict>| {
+        let mut refuse = |row: i32, code| {
+            verdict[row as usize] = Verdict::Refused;
+            findings.push(DbFinding {
+                row: row as u32,
+                code,
+            });
+        };
+        for &row in &checked.taken {
+            refuse(row, schemas::ErrorCode::DevNumberTaken);
         }
-    }
-    for &(row, _) in &stored {
-        if verdict[row as usize] == Verdict::New {
-            verdict[row as usize] = Verdict::Stored;
+        for &(row, elsewhere) in &checked.stored {
+            if elsewhere {
+                refuse(row, schemas::ErrorCode::IdRegisteredElsewhere);
+            }
         }
-    }
-    findings.sort_by_key(|f| (f.row, f.code));
-    findings.dedup();
-    let is = |s: &Staged, v: Verdict| verdict[s.row as usize] == v;
+        for &(row, _) in &checked.stored {
+            if verdict[row as usize] == Verdict::New {
+                verdict[row as usize] = Verdict::Stored;
+                stored += 1;
+            }
+        }
+    };
 
     // New people, straight into the table.
     let upload = upload_id.map(|u| u.to_string());
@@ -525,18 +586,34 @@ pub async fn load_begin(
         out.push('\n');
     };
     let copy_people = format!("COPY people ({}) FROM STDIN", people::copy_header());
-    let inserted = copy_rows(
-        &mut tx,
-        &copy_people,
-        batch.staged.iter().filter(|s| is(s, Verdict::New)),
-        person_line,
-    )
-    .await?;
-
-    step("COPY new people");
+    let loader = async {
+        let mut copy = CopyWriter::begin(&mut tx, &copy_people).await?;
+        for chunk in batch.staged.chunks(batch.check_chunk) {
+            let checked = checked_rx.recv().await.ok_or(LoadError::ChecksEnded)?;
+            apply(checked, &mut verdict);
+            copy.write(
+                chunk
+                    .iter()
+                    .filter(|s| verdict[s.row as usize] == Verdict::New),
+                person_line,
+            )
+            .await?;
+        }
+        let inserted = copy.finish().await?;
+        if !batch.probes.is_empty() {
+            let checked = checked_rx.recv().await.ok_or(LoadError::ChecksEnded)?;
+            apply(checked, &mut verdict);
+        }
+        Ok::<u64, LoadError>(inserted)
+    };
+    let ((), inserted) = tokio::try_join!(checker, loader)?;
+    findings.sort_by_key(|f| (f.row, f.code));
+    findings.dedup();
+    let is = |s: &Staged, v: Verdict| verdict[s.row as usize] == v;
+    step("checks and COPY of new people, overlapped");
     // Stored people: staged, then updated where something differs (`people::update_stored`:
     // what an upload leaves empty is kept, membership only by template A).
-    let updated = if stored.is_empty() {
+    let updated = if stored == 0 {
         0
     } else {
         sqlx::query(people::create_update_stage())

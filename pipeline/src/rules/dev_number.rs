@@ -5,6 +5,7 @@ use polars::prelude::*;
 use schemas::{ErrorCode, Field};
 
 use super::dates::join_ok;
+use super::groups::Groups;
 use super::org::{PROVINCE, XINJIANG};
 use super::{Ctx, Rule, as_text, truthy};
 use crate::normalise::date_part;
@@ -14,7 +15,9 @@ pub const DIGITS: &str = "dev.digits";
 /// Twelve digits: the shape every other check needs.
 pub const WELL_FORMED: &str = "dev.well_formed";
 pub const FIRST_ROW: &str = "dev.first_row";
-pub const FIRST_ID: &str = "dev.first_id";
+/// The number's first holder in the file is another person (or a row without an ID
+/// number).
+pub const HELD_BY_OTHER: &str = "dev.held_by_other";
 
 fn dev() -> Expr {
     col(col_in(Field::DevNumber))
@@ -35,24 +38,42 @@ pub fn derive_row(_ctx: &Ctx) -> Vec<Expr> {
     ]
 }
 
-/// Across the file: the earliest row holding each number, and who that is.
-pub fn derive_file(_ctx: &Ctx) -> Vec<Expr> {
-    let holder = when(col(WELL_FORMED))
-        .then(dev())
-        .otherwise(lit(NULL).cast(DataType::String));
-    vec![
-        col(ROW)
-            .first()
-            .over([holder.clone()])
-            .expect("valid window")
-            .alias(FIRST_ROW),
-        col(col_in(Field::IdNumber))
-            .fill_null(lit(""))
-            .first()
-            .over([holder])
-            .expect("valid window")
-            .alias(FIRST_ID),
-    ]
+/// Across the file, from each row's own columns ([`ROW`], [`WELL_FORMED`] and the `in.*`
+/// of the development and ID numbers): the earliest row holding each well-formed number
+/// ([`FIRST_ROW`]) and whether that row is someone else's ([`HELD_BY_OTHER`]: another
+/// ID number, or none). Row-aligned with `rows`.
+pub fn first_holders(rows: &DataFrame) -> PolarsResult<DataFrame> {
+    let row = rows.column(ROW)?.u32()?.rechunk();
+    let row = row.cont_slice()?;
+    let well_formed = rows.column(WELL_FORMED)?.bool()?;
+    let dev = rows.column(&col_in(Field::DevNumber))?.str()?;
+    let id: Vec<Option<&str>> = rows
+        .column(&col_in(Field::IdNumber))?
+        .str()?
+        .iter()
+        .collect();
+    let holders = Groups::of(
+        dev.iter()
+            .zip(well_formed.iter())
+            .map(|(d, ok)| d.filter(|_| ok == Some(true))),
+    );
+    let mut first_row: Vec<Option<u32>> = vec![None; rows.height()];
+    let mut by_other = vec![false; rows.height()];
+    for group in holders.iter() {
+        let first = group[0] as usize;
+        for &i in group {
+            let i = i as usize;
+            first_row[i] = Some(row[first]);
+            by_other[i] = id[i].is_some_and(|me| id[first].unwrap_or("") != me);
+        }
+    }
+    DataFrame::new(
+        rows.height(),
+        vec![
+            Column::new(FIRST_ROW.into(), first_row),
+            Column::new(HELD_BY_OTHER.into(), by_other),
+        ],
+    )
 }
 
 pub fn rules(_ctx: &Ctx) -> Vec<Rule> {
@@ -136,13 +157,10 @@ pub fn dev_number_year_mismatch() -> Rule {
 /// 情况一: the number is already used by another person earlier in the same file.
 /// (The database loader adds numbers held by stored people.)
 pub fn dev_number_taken() -> Rule {
-    let me = col(col_in(Field::IdNumber));
     Rule::new(
         ErrorCode::DevNumberTaken,
         Field::DevNumber,
-        col(WELL_FORMED)
-            .and(me.clone().is_not_null())
-            .and(col(FIRST_ID).neq(me)),
+        col(WELL_FORMED).and(truthy(col(HELD_BY_OTHER))),
     )
     .detail(concat_str(
         [

@@ -5,6 +5,7 @@
 use polars::prelude::*;
 use schemas::{ErrorCode, Field};
 
+use super::groups::Groups;
 use super::identity::ID_VALID;
 use super::{Ctx, Rule};
 use crate::{ROW, col_in};
@@ -12,40 +13,31 @@ use crate::{ROW, col_in};
 /// The other rows of the file holding the same person, e.g. `5、9`.
 pub const DUP_ROWS: &str = "dup.rows";
 
-/// [`DUP_ROWS`] of every row, row-aligned with `rows`. Only duplicated rows take part in
-/// the self-join, so its cost follows the number of duplicates, not of rows; the join
-/// onto the rows is made on the row numbers alone.
+/// [`DUP_ROWS`] of every row, row-aligned with `rows` (which has [`ROW`], [`ID_VALID`]
+/// and the `in.*` ID number): rows are grouped by their valid ID number, and only the
+/// rows of groups of two or more get text.
 pub fn duplicate_rows(rows: &DataFrame) -> PolarsResult<DataFrame> {
-    let id = col(col_in(Field::IdNumber));
-    let narrow = rows
-        .clone()
-        .lazy()
-        .select([col(ROW), col(ID_VALID), id.clone()]);
-    let dups = narrow
-        .clone()
-        .filter(col(ID_VALID).and(id.clone().is_duplicated()))
-        .select([col(ROW), id.alias("dup.id")]);
-    let others = dups
-        .clone()
-        .join(
-            dups.select([col(ROW).alias("dup.other"), col("dup.id")]),
-            [col("dup.id")],
-            [col("dup.id")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .filter(col(ROW).neq(col("dup.other")))
-        .group_by([col(ROW)])
-        .agg([col("dup.other")
-            .sort(Default::default())
-            .cast(DataType::String)
-            .str()
-            .join("、", true)
-            .alias(DUP_ROWS)]);
-    narrow
-        .select([col(ROW)])
-        .join(others, [col(ROW)], [col(ROW)], crate::left_join())
-        .select([col(DUP_ROWS)])
-        .collect()
+    let row = rows.column(ROW)?.u32()?.rechunk();
+    let row = row.cont_slice()?;
+    let valid = rows.column(ID_VALID)?.bool()?;
+    let id = rows.column(&col_in(Field::IdNumber))?.str()?;
+    let people = Groups::of(
+        id.iter()
+            .zip(valid.iter())
+            .map(|(id, ok)| id.filter(|_| ok == Some(true))),
+    );
+    let mut others: Vec<Option<String>> = vec![None; rows.height()];
+    let mut numbers: Vec<u32> = Vec::new();
+    for group in people.iter().filter(|g| g.len() > 1) {
+        for &i in group {
+            numbers.clear();
+            numbers.extend(group.iter().filter(|&&j| j != i).map(|&j| row[j as usize]));
+            numbers.sort_unstable();
+            let text: Vec<String> = numbers.iter().map(u32::to_string).collect();
+            others[i as usize] = Some(text.join("、"));
+        }
+    }
+    DataFrame::new(rows.height(), vec![Column::new(DUP_ROWS.into(), others)])
 }
 
 pub fn rules(_ctx: &Ctx) -> Vec<Rule> {

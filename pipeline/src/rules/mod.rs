@@ -9,6 +9,7 @@ pub mod dates;
 pub mod dev_number;
 pub mod duplicates;
 pub mod fields;
+pub mod groups;
 pub mod identity;
 pub mod org;
 
@@ -104,16 +105,12 @@ pub fn all(ctx: &Ctx) -> Vec<Rule> {
 /// The derived columns the rules read come in three parts, each in the order its
 /// stages must be computed. First those of the ID number and the development number
 /// that each row has of its own: computed over those two columns alone, slice by slice.
+/// Then, from those, what looks across the whole file: [`dev_number::first_holders`] and
+/// [`duplicates::duplicate_rows`], over [`groups::Groups`].
 pub fn derive_keys(ctx: &Ctx) -> Vec<Vec<Expr>> {
     let mut stages = identity::derive(ctx);
     stages.push(dev_number::derive_row(ctx));
     stages
-}
-
-/// Then, over all rows of the file at once, those that look across it (who first holds
-/// each development number), from [`derive_keys`]' columns.
-pub fn derive_across(ctx: &Ctx) -> Vec<Vec<Expr>> {
-    vec![dev_number::derive_file(ctx)]
 }
 
 /// The rest of the derived columns, for a slice of rows that already has [`derive_keys`]'s

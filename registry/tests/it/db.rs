@@ -577,3 +577,73 @@ async fn short_name_suggestions_normalise_both_sides_online(pool: PgPool) {
         Some(BRANCH)
     );
 }
+
+/// The checks run on a second connection a chunk of rows at a time, beside the COPY of
+/// the chunk checked before: every chunk size gives the same findings and leaves the same
+/// people (each load seen inside its own transaction, then rolled back).
+#[sqlx::test(migrator = "registry::MIGRATOR")]
+async fn every_check_chunk_size_gives_the_same_load(pool: PgPool) {
+    use registry::load::load_begin;
+    use registry::{DbFinding, load};
+    use schemas::{ErrorCode as E, Field};
+
+    import_orgs(&pool, &tree()).await.unwrap();
+    let uploader = org_id(&pool, GUANGDONG).await;
+    let first = [Person::new(1), Person::new(2), Person::new(3)];
+    let v = validate_online(&pool, &first, GUANGDONG).await;
+    assert_eq!(load(&pool, &v, uploader, None).await.unwrap().rows, 3);
+    let taken = Person::new(2).auto_dev();
+    let second = [
+        Person::new(10),
+        // Moved to another branch.
+        Person::new(1).branch(BRANCH_PARENS),
+        // Someone else's number.
+        Person::new(11).dev(&taken),
+        // Stored, unchanged.
+        Person::new(3),
+        Person::new(12),
+        // An offline error too: checked, never written.
+        Person::new(5).dev(&taken).text(Field::Ethnicity, "火星族"),
+        Person::new(14),
+    ];
+    let batch = validate_online(&pool, &second, GUANGDONG).await;
+    let mut answers = Vec::new();
+    for rows in [1, 2, 3, 1 << 16] {
+        let b = batch.clone().checked_in_chunks_of(rows);
+        let mut pending = load_begin(&pool, &b, uploader, None).await.unwrap();
+        let people: Vec<(String, Option<String>, Option<i64>)> =
+            sqlx::query_as("SELECT id_number, dev_number, branch_id FROM people ORDER BY 1")
+                .fetch_all(pending.conn())
+                .await
+                .unwrap();
+        answers.push((rows, pending.loaded().clone(), people));
+    }
+    let (_, loaded, people) = &answers[0];
+    assert_eq!(
+        loaded.findings,
+        vec![
+            DbFinding {
+                row: 3,
+                code: E::IdRegisteredElsewhere
+            },
+            DbFinding {
+                row: 4,
+                code: E::DevNumberTaken
+            },
+            DbFinding {
+                row: 7,
+                code: E::DevNumberTaken
+            },
+        ]
+    );
+    assert_eq!(loaded.rows, 3, "persons 10, 12 and 14 are new");
+    assert_eq!(people.len(), 6);
+    for (rows, l, p) in &answers[1..] {
+        assert_eq!((l, p), (loaded, people), "checked {rows} rows at a time");
+    }
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM people").await,
+        3,
+        "each load was rolled back"
+    );
+}
