@@ -185,6 +185,7 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
         template,
         bucket,
         key,
+        attempt,
     } = match registry::uploads::claim(&ctx.pool, upload_id).await? {
         Claim::Claimed(c) => c,
         // Already finished (a duplicate delivery): nothing to do.
@@ -221,9 +222,17 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
     let (on_workbook, streamed) = stream_workbooks(&ctx.storage, upload_id);
     let publish_reports = async |dir: &std::path::Path, set: &pipeline::report::ReportSet| {
         progress.stage("publish");
-        publish(&ctx.storage, upload_id, dir, set, fetch_s, streamed)
-            .await
-            .map_err(|e| Box::new(e) as registry::import::PublishError)
+        publish(
+            &ctx.storage,
+            upload_id,
+            attempt,
+            dir,
+            set,
+            fetch_s,
+            streamed,
+        )
+        .await
+        .map_err(|e| Box::new(e) as registry::import::PublishError)
     };
     let done = match fetched {
         // Too large to read: the reader's own verdict, without downloading the object.
@@ -306,6 +315,7 @@ fn stream_workbooks(storage: &Storage, upload_id: i64) -> (pipeline::report::OnW
 async fn publish(
     storage: &Storage,
     upload_id: i64,
+    attempt: i32,
     dir: &std::path::Path,
     set: &pipeline::report::ReportSet,
     fetch_s: f64,
@@ -333,14 +343,19 @@ async fn publish(
         .buffer_unordered(PARALLEL_PUTS)
         .try_collect::<()>()
         .await?;
-    let wanted: std::collections::HashSet<&String> = keys.iter().collect();
-    let stale: Vec<String> = storage
-        .list(&prefix)
-        .await?
-        .into_iter()
-        .filter(|k| !wanted.contains(k))
-        .collect();
-    storage.delete_many(&stale).await?;
+    // Only an earlier attempt can have left keys under this upload's prefix: the first
+    // attempt lists nothing (a listing walks every key under it, 18,600 for a 1M-row
+    // upload).
+    if attempt > 1 {
+        let wanted: std::collections::HashSet<&String> = keys.iter().collect();
+        let stale: Vec<String> = storage
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .filter(|k| !wanted.contains(k))
+            .collect();
+        storage.delete_many(&stale).await?;
+    }
     Ok(registry::import::Published {
         prefix: format!("s3://{}/{prefix}", storage.bucket),
         reports: registry::uploads::stored_reports(set, &prefix),

@@ -316,6 +316,9 @@ pub struct Claimed {
     pub template: schemas::TemplateKind,
     pub bucket: Option<String>,
     pub key: Option<String>,
+    /// Which attempt this is, counting every claim (1: no worker has started on it
+    /// before, so nothing of an earlier attempt is in storage).
+    pub attempt: i32,
 }
 
 /// What claiming an upload found.
@@ -332,21 +335,22 @@ pub enum Claim {
 /// Claims an upload for an attempt: marks it running and counts the attempt, unless it
 /// is already finished.
 pub async fn claim(pool: &PgPool, upload_id: i64) -> Result<Claim, RegistryError> {
-    let row: Option<(i64, String, Option<String>, Option<String>)> = sqlx::query_as(
+    let row: Option<(i64, String, Option<String>, Option<String>, i32)> = sqlx::query_as(
         "UPDATE uploads SET status = 'running', started_at = now(), attempts = attempts + 1
          WHERE id = $1 AND status NOT IN ('succeeded', 'rejected')
-         RETURNING uploader_org_id, template, bucket, object_key",
+         RETURNING uploader_org_id, template, bucket, object_key, attempts",
     )
     .bind(upload_id)
     .fetch_optional(pool)
     .await?;
-    if let Some((uploader_id, template, bucket, key)) = row {
+    if let Some((uploader_id, template, bucket, key, attempt)) = row {
         return Ok(Claim::Claimed(Claimed {
             uploader_id,
             template: schemas::TemplateKind::parse(&template)
                 .unwrap_or(schemas::TemplateKind::Members),
             bucket,
             key,
+            attempt,
         }));
     }
     let exists: Option<String> = sqlx::query_scalar("SELECT status FROM uploads WHERE id = $1")
