@@ -335,7 +335,9 @@ pub enum Claim {
 /// Claims an upload for an attempt: marks it running and counts the attempt, unless it
 /// is already finished.
 pub async fn claim(pool: &PgPool, upload_id: i64) -> Result<Claim, RegistryError> {
-    let row: Option<(i64, String, Option<String>, Option<String>, i32)> = sqlx::query_as(
+    // uploader, template, bucket, key, attempt
+    type Row = (i64, String, Option<String>, Option<String>, i32);
+    let row: Option<Row> = sqlx::query_as(
         "UPDATE uploads SET status = 'running', started_at = now(), attempts = attempts + 1
          WHERE id = $1 AND status NOT IN ('succeeded', 'rejected')
          RETURNING uploader_org_id, template, bucket, object_key, attempts",
