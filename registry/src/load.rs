@@ -374,6 +374,47 @@ impl<'a> Keys<'a> {
     }
 }
 
+/// Checks the staged rows a chunk at a time, then the probes, sending each answer on
+/// `out` (a closed channel stops it: the load has failed). The connection must already
+/// prefer index probes to hash and merge joins: a file's keys against everyone
+/// registered, index probes (about 1 µs each) beat a scan of the whole table, which the
+/// planner picks for a million keys (10 s against 10 M people, growing with the
+/// registry; BENCHMARKS.md).
+async fn run_checks(
+    conn: &mut PgConnection,
+    batch: &LoadBatch,
+    org_of: impl Fn(&Staged) -> Option<i64>,
+    probe_org: impl Fn(&Probe) -> Option<i64>,
+    members: bool,
+    out: &tokio::sync::mpsc::Sender<Checked>,
+) -> Result<(), LoadError> {
+    for chunk in batch.staged.chunks(batch.check_chunk) {
+        let keys = Keys::of(chunk.iter().map(|s| {
+            (
+                s.row,
+                Some(s.id_number.as_str()),
+                s.dev_number.as_deref(),
+                org_of(s),
+            )
+        }));
+        if out.send(keys.check(conn, members).await?).await.is_err() {
+            return Ok(());
+        }
+    }
+    if !batch.probes.is_empty() {
+        let keys = Keys::of(batch.probes.iter().map(|p| {
+            (
+                p.row,
+                p.id_number.as_deref(),
+                p.dev_number.as_deref(),
+                probe_org(p),
+            )
+        }));
+        let _ = out.send(keys.check(conn, members).await?).await;
+    }
+    Ok(())
+}
+
 /// What the checks said about one row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
@@ -483,42 +524,28 @@ pub async fn load_begin(
         }
     };
     let (checked_tx, mut checked_rx) = tokio::sync::mpsc::channel::<Checked>(2);
+    // With one chunk there is nothing to overlap: the checks run first on this
+    // connection (no second connection to open for a small upload).
+    let overlap = batch.staged.len() > batch.check_chunk;
+    if !overlap {
+        sqlx::raw_sql("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
+            .execute(&mut *tx)
+            .await?;
+        // One chunk and the probes: the channel holds both.
+        run_checks(&mut tx, batch, org_of, probe_org, members, &checked_tx).await?;
+        sqlx::raw_sql("RESET enable_hashjoin; RESET enable_mergejoin")
+            .execute(&mut *tx)
+            .await?;
+    }
     let checker = async move {
+        if !overlap {
+            return Ok(());
+        }
         let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
-        // A file's keys against everyone registered: index probes (about 1 µs each) beat a
-        // scan of the whole table, which the planner picks for a million keys (10 s against
-        // 10 M people, growing with the registry; BENCHMARKS.md).
         sqlx::raw_sql("SET enable_hashjoin = off; SET enable_mergejoin = off")
             .execute(&mut conn)
             .await?;
-        for chunk in batch.staged.chunks(batch.check_chunk) {
-            let keys = Keys::of(chunk.iter().map(|s| {
-                (
-                    s.row,
-                    Some(s.id_number.as_str()),
-                    s.dev_number.as_deref(),
-                    org_of(s),
-                )
-            }));
-            if checked_tx
-                .send(keys.check(&mut conn, members).await?)
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-        if !batch.probes.is_empty() {
-            let keys = Keys::of(batch.probes.iter().map(|p| {
-                (
-                    p.row,
-                    p.id_number.as_deref(),
-                    p.dev_number.as_deref(),
-                    probe_org(p),
-                )
-            }));
-            let _ = checked_tx.send(keys.check(&mut conn, members).await?).await;
-        }
+        run_checks(&mut conn, batch, org_of, probe_org, members, &checked_tx).await?;
         conn.close().await?;
         Ok::<(), LoadError>(())
     };
