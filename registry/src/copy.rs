@@ -45,11 +45,11 @@ pub(crate) async fn copy_in(
     statement: &str,
     data: &[u8],
 ) -> Result<u64, RegistryError> {
-    let mut copy = conn.copy_in_raw(statement).await?;
+    let mut copy = CopyWriter::begin(conn, statement).await?;
     for chunk in data.chunks(COPY_CHUNK) {
-        copy = send(copy, chunk).await?;
+        copy.send(chunk).await?;
     }
-    Ok(copy.finish().await?)
+    copy.finish().await
 }
 
 /// Chunk size of COPY data sent to the server; building the next chunk overlaps with the
@@ -112,17 +112,25 @@ impl<'c> CopyWriter<'c> {
     }
 
     async fn flush(&mut self) -> Result<(), RegistryError> {
+        let buf = std::mem::take(&mut self.buf);
+        self.send(buf.as_bytes()).await?;
+        self.buf = buf;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Sends COPY data; if that fails the COPY is aborted, so the server discards it.
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), RegistryError> {
         let copy = self
             .copy
             .as_mut()
             .expect("a failed COPY is not written to again");
-        if let Err(e) = copy.send(self.buf.as_bytes()).await {
+        if let Err(e) = copy.send(bytes).await {
             if let Some(copy) = self.copy.take() {
                 copy.abort(e.to_string()).await?;
             }
             return Err(e.into());
         }
-        self.buf.clear();
         Ok(())
     }
 
@@ -133,20 +141,6 @@ impl<'c> CopyWriter<'c> {
         }
         let copy = self.copy.take().expect("a failed COPY is not finished");
         Ok(copy.finish().await?)
-    }
-}
-
-/// Sends COPY data; if that fails the COPY is aborted, so the server discards it.
-async fn send<'c>(
-    mut copy: sqlx::postgres::PgCopyIn<&'c mut PgConnection>,
-    bytes: &[u8],
-) -> Result<sqlx::postgres::PgCopyIn<&'c mut PgConnection>, RegistryError> {
-    match copy.send(bytes).await {
-        Ok(_) => Ok(copy),
-        Err(e) => {
-            copy.abort(e.to_string()).await?;
-            Err(e.into())
-        }
     }
 }
 
