@@ -566,7 +566,6 @@ pub async fn load_begin(
             code: schemas::ErrorCode::OrgNotFound,
         });
     }
-    let mut stored = 0usize;
     // What the checks said of some rows, into their verdicts and findings.
     let mut apply = |checked: Checked, verdict: &mut Vec<Verdict>| {
         let mut refuse = |row: i32, code| {
@@ -587,7 +586,6 @@ pub async fn load_begin(
         for &(row, _) in &checked.stored {
             if verdict[row as usize] == Verdict::New {
                 verdict[row as usize] = Verdict::Stored;
-                stored += 1;
             }
         }
     };
@@ -640,7 +638,8 @@ pub async fn load_begin(
     step("checks and COPY of new people, overlapped");
     // Stored people: staged, then updated where something differs (`people::update_stored`:
     // what an upload leaves empty is kept, membership only by template A).
-    let updated = if stored == 0 {
+    // (Probes may be stored too; only staged rows are updated.)
+    let updated = if !batch.staged.iter().any(|s| is(s, Verdict::Stored)) {
         0
     } else {
         sqlx::query(people::create_update_stage())
