@@ -2,11 +2,13 @@
 //! reports, record the upload — shared by `roster import` and the job worker, so both
 //! give the same verdicts and reports.
 //!
-//! Order of effects: the load is written but not committed; the reports are written
-//! and published (a folder for the CLI, the bucket for the worker) and the upload's
-//! outcome recorded inside the load's transaction; then it commits. So rows are never
-//! visible while their upload is `running` or `failed`, and a failure anywhere before
-//! the commit leaves nothing loaded. CPU stages run on blocking threads.
+//! Order of effects: the load is written but not committed, and meanwhile, from the
+//! moment its findings are known, the reports are written (and, for the worker, each
+//! organisation workbook put as it is made); then the rest is published (a folder for
+//! the CLI, the bucket for the worker) and the upload's outcome recorded inside the
+//! load's transaction; then it commits. So rows are never visible while their upload is
+//! `running` or `failed`, and a failure anywhere before the commit leaves nothing
+//! loaded. CPU stages run on blocking threads.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -18,7 +20,7 @@ use pipeline::validate::RowCounts;
 use pipeline::{Outcome, PipelineError, Rejection, ValidateOptions};
 
 use crate::RegistryError;
-use crate::load::{LoadBatch, LoadError, load_begin};
+use crate::load::{LoadBatch, LoadError, load_begin_telling};
 use crate::orgs::DbOrgs;
 use crate::uploads::{
     StoredReport, UploadOutcome, findings_copy, finish_upload_in, stored_reports,
@@ -145,23 +147,33 @@ pub async fn import(
         }
         (Outcome::Accepted(_), None) => unreachable!("an accepted file is always prepared"),
     };
+    // The load and the reports overlap: the reports need only the load's findings, told
+    // once the registry has answered for every row, while new people are still written.
     let started = Instant::now();
-    let mut pending = load_begin(pool, &batch, uploader_id, Some(upload_id)).await?;
-    let load_s = started.elapsed().as_secs_f64();
-    let loaded = pending.loaded().clone();
-    tracing::info!(
-        rows = batch.rows,
-        written = loaded.rows,
-        seconds = load_s,
-        rows_per_second = (batch.rows as f64 / load_s.max(1e-9)).round(),
-        "loaded, not yet committed"
-    );
-    drop(batch);
-    let found: Vec<_> = loaded.findings.iter().map(|f| (f.row, f.code)).collect();
-    let report_clock = Instant::now();
+    let (tell, told) = tokio::sync::oneshot::channel();
+    let load = async {
+        let pending =
+            load_begin_telling(pool, &batch, uploader_id, Some(upload_id), Some(tell)).await?;
+        let load_s = started.elapsed().as_secs_f64();
+        tracing::info!(
+            rows = batch.rows,
+            written = pending.loaded().rows,
+            seconds = load_s,
+            rows_per_second = (batch.rows as f64 / load_s.max(1e-9)).round(),
+            "loaded, not yet committed"
+        );
+        Ok::<_, ImportError>((pending, load_s))
+    };
     let report_out = out.clone();
-    let (reports, counts, findings, warnings) =
-        tokio::task::spawn_blocking(move || -> Result<_, ImportError> {
+    let made = async {
+        // Never told: the load failed before its checks ended, and its error is reported.
+        let Ok(found) = told.await else {
+            return Ok(None);
+        };
+        let checks_s = started.elapsed().as_secs_f64();
+        let report_clock = Instant::now();
+        let found: Vec<_> = found.iter().map(|f| (f.row, f.code)).collect();
+        let made = tokio::task::spawn_blocking(move || -> Result<_, ImportError> {
             v.add_findings(&found)?;
             v.keep_issue_rows()?;
             // `on_workbook` ends here, before `publish` waits for what it started.
@@ -170,7 +182,15 @@ pub async fn import(
             Ok((set, v.counts()?, findings_copy(&v)?, v.warnings.clone()))
         })
         .await??;
-    let report_s = report_clock.elapsed().as_secs_f64();
+        Ok::<_, ImportError>(Some((made, checks_s, report_clock.elapsed().as_secs_f64())))
+    };
+    // Both end before either result is used: a failed load never leaves the reports
+    // still being written behind it.
+    let (loaded, made) = tokio::join!(load, made);
+    let (mut pending, load_s) = loaded?;
+    let ((reports, counts, findings, warnings), checks_s, report_s) =
+        made?.ok_or(LoadError::ChecksEnded)?;
+    drop(batch);
     let mut outcome = UploadOutcome {
         status: "succeeded",
         counts: Some(counts),
@@ -178,6 +198,8 @@ pub async fn import(
         timings: serde_json::json!({
             "validate_s": validate_s,
             "load_s": load_s,
+            // Seconds into the load when the reports began (they overlap the rest of it).
+            "checks_s": checks_s,
             "report_s": report_s,
         }),
         report_prefix: String::new(),

@@ -12,6 +12,9 @@
 //!    `people` (one COPY, no staging copy, no `ON CONFLICT`); stored people are staged
 //!    and updated only where something differs; cadre posts are merged. Loading the same
 //!    file again writes nothing.
+//!
+//! The findings are whole once the checks end, long before the writes do:
+//! [`load_begin_telling`] tells them then, so the reports can be made during the writes.
 
 use std::fmt::Write;
 use std::ops::Range;
@@ -321,6 +324,26 @@ struct Checked {
     stored: Vec<(i32, bool)>,
 }
 
+impl Checked {
+    /// The findings these answers make: a number held by someone else, a member stored
+    /// in another branch.
+    fn findings(&self) -> impl Iterator<Item = DbFinding> + '_ {
+        let taken = self.taken.iter().map(|&row| DbFinding {
+            row: row as u32,
+            code: schemas::ErrorCode::DevNumberTaken,
+        });
+        let elsewhere = self
+            .stored
+            .iter()
+            .filter(|&&(_, elsewhere)| elsewhere)
+            .map(|&(row, _)| DbFinding {
+                row: row as u32,
+                code: schemas::ErrorCode::IdRegisteredElsewhere,
+            });
+        taken.chain(elsewhere)
+    }
+}
+
 impl<'a> Keys<'a> {
     /// From `(row, ID number, development number, organisation)`.
     fn of(
@@ -375,7 +398,8 @@ impl<'a> Keys<'a> {
 }
 
 /// Checks the staged rows a chunk at a time, then the probes, sending each answer on
-/// `out` (a closed channel stops it: the load has failed). The connection must already
+/// `out` (a closed channel stops it: the load has failed), and returns the findings of
+/// them all. The connection must already
 /// prefer index probes to hash and merge joins: a file's keys against everyone
 /// registered, index probes (about 1 µs each) beat a scan of the whole table, which the
 /// planner picks for a million keys (10 s against 10 M people, growing with the
@@ -387,32 +411,37 @@ async fn run_checks(
     probe_org: impl Fn(&Probe) -> Option<i64>,
     members: bool,
     out: &tokio::sync::mpsc::Sender<Checked>,
-) -> Result<(), LoadError> {
-    for chunk in batch.staged.chunks(batch.check_chunk) {
-        let keys = Keys::of(chunk.iter().map(|s| {
+) -> Result<Vec<DbFinding>, LoadError> {
+    let mut found = Vec::new();
+    let staged = batch.staged.chunks(batch.check_chunk).map(|chunk| {
+        Keys::of(chunk.iter().map(|s| {
             (
                 s.row,
                 Some(s.id_number.as_str()),
                 s.dev_number.as_deref(),
                 org_of(s),
             )
-        }));
-        if out.send(keys.check(conn, members).await?).await.is_err() {
-            return Ok(());
-        }
-    }
-    if !batch.probes.is_empty() {
-        let keys = Keys::of(batch.probes.iter().map(|p| {
+        }))
+    });
+    let probes = (!batch.probes.is_empty()).then(|| {
+        Keys::of(batch.probes.iter().map(|p| {
             (
                 p.row,
                 p.id_number.as_deref(),
                 p.dev_number.as_deref(),
                 probe_org(p),
             )
-        }));
-        let _ = out.send(keys.check(conn, members).await?).await;
+        }))
+    });
+    for keys in staged.chain(probes) {
+        let checked = keys.check(conn, members).await?;
+        found.extend(checked.findings());
+        if out.send(checked).await.is_err() {
+            // The load has failed: its error is the one reported.
+            break;
+        }
     }
-    Ok(())
+    Ok(found)
 }
 
 /// What the checks said about one row.
@@ -468,15 +497,34 @@ impl PendingLoad {
 }
 
 /// [`load`] up to the commit.
-#[tracing::instrument(skip_all, fields(upload_id = upload_id, rows = batch.rows))]
 pub async fn load_begin(
     pool: &PgPool,
     batch: &LoadBatch,
     uploader_id: i64,
     upload_id: Option<i64>,
 ) -> Result<PendingLoad, LoadError> {
+    load_begin_telling(pool, batch, uploader_id, upload_id, None).await
+}
+
+/// Where [`load_begin_telling`] tells the load's findings, once the registry has answered
+/// for every row.
+pub type FindingsTold = tokio::sync::oneshot::Sender<Vec<DbFinding>>;
+
+/// [`load_begin`], telling `tell` the findings (those [`Loaded::findings`] will hold) as
+/// soon as they are known: once the checks end, while new people are still being
+/// written. The reports, which need only the findings, can be made meanwhile. A load that
+/// fails before its checks end drops `tell` unanswered.
+#[tracing::instrument(skip_all, fields(upload_id = upload_id, rows = batch.rows))]
+pub async fn load_begin_telling(
+    pool: &PgPool,
+    batch: &LoadBatch,
+    uploader_id: i64,
+    upload_id: Option<i64>,
+    tell: Option<FindingsTold>,
+) -> Result<PendingLoad, LoadError> {
     let members = batch.template == TemplateKind::Members;
-    let mut clock = std::time::Instant::now();
+    let begun = std::time::Instant::now();
+    let mut clock = begun;
     // Each step's duration, at debug level (BENCHMARKS.md breaks the load down by it).
     let mut step = |name: &'static str| {
         tracing::debug!(
@@ -523,34 +571,66 @@ pub async fn load_begin(
             Some(uploader_id)
         }
     };
-    let (checked_tx, mut checked_rx) = tokio::sync::mpsc::channel::<Checked>(2);
+    // Rows whose branch is not (or no longer) an organisation: refused before any check.
+    let unknown_branch: Vec<DbFinding> = batch
+        .staged
+        .iter()
+        .filter(|s| org_of(s).is_none())
+        .map(|s| DbFinding {
+            row: s.row,
+            code: schemas::ErrorCode::OrgNotFound,
+        })
+        .collect();
+    // Every answer fits in the channel: the checks never wait for the COPY, so the
+    // findings are whole (and told) as soon as the registry has answered for every row,
+    // while the COPY goes on.
+    let answers = batch.staged.len().div_ceil(batch.check_chunk) + 1;
+    let (checked_tx, mut checked_rx) = tokio::sync::mpsc::channel::<Checked>(answers);
     // With one chunk there is nothing to overlap: the checks run first on this
     // connection (no second connection to open for a small upload).
     let overlap = batch.staged.len() > batch.check_chunk;
-    if !overlap {
+    let checked_first = if overlap {
+        None
+    } else {
         sqlx::raw_sql("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
             .execute(&mut *tx)
             .await?;
-        // One chunk and the probes: the channel holds both.
-        run_checks(&mut tx, batch, org_of, probe_org, members, &checked_tx).await?;
+        let found = run_checks(&mut tx, batch, org_of, probe_org, members, &checked_tx).await?;
         sqlx::raw_sql("RESET enable_hashjoin; RESET enable_mergejoin")
             .execute(&mut *tx)
             .await?;
-    }
+        Some(found)
+    };
     let checker = async move {
-        if !overlap {
-            return Ok(());
+        let checked = match checked_first {
+            Some(found) => found,
+            None => {
+                let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
+                sqlx::raw_sql("SET enable_hashjoin = off; SET enable_mergejoin = off")
+                    .execute(&mut conn)
+                    .await?;
+                let found =
+                    run_checks(&mut conn, batch, org_of, probe_org, members, &checked_tx).await?;
+                conn.close().await?;
+                found
+            }
+        };
+        let mut found = unknown_branch;
+        found.extend(checked);
+        found.sort_by_key(|f| (f.row, f.code));
+        found.dedup();
+        tracing::debug!(
+            seconds = begun.elapsed().as_secs_f64(),
+            findings = found.len(),
+            "registry checks ended"
+        );
+        if let Some(tell) = tell {
+            // Nobody listening any more is not the load's failure.
+            let _ = tell.send(found.clone());
         }
-        let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
-        sqlx::raw_sql("SET enable_hashjoin = off; SET enable_mergejoin = off")
-            .execute(&mut conn)
-            .await?;
-        run_checks(&mut conn, batch, org_of, probe_org, members, &checked_tx).await?;
-        conn.close().await?;
-        Ok::<(), LoadError>(())
+        Ok::<Vec<DbFinding>, LoadError>(found)
     };
 
-    let mut findings: Vec<DbFinding> = Vec::new();
     let max_row = batch
         .staged
         .iter()
@@ -561,27 +641,11 @@ pub async fn load_begin(
     let mut verdict = vec![Verdict::New; max_row + 1];
     for s in batch.staged.iter().filter(|s| org_of(s).is_none()) {
         verdict[s.row as usize] = Verdict::Refused;
-        findings.push(DbFinding {
-            row: s.row,
-            code: schemas::ErrorCode::OrgNotFound,
-        });
     }
-    // What the checks said of some rows, into their verdicts and findings.
-    let mut apply = |checked: Checked, verdict: &mut Vec<Verdict>| {
-        let mut refuse = |row: i32, code| {
-            verdict[row as usize] = Verdict::Refused;
-            findings.push(DbFinding {
-                row: row as u32,
-                code,
-            });
-        };
-        for &row in &checked.taken {
-            refuse(row, schemas::ErrorCode::DevNumberTaken);
-        }
-        for &(row, elsewhere) in &checked.stored {
-            if elsewhere {
-                refuse(row, schemas::ErrorCode::IdRegisteredElsewhere);
-            }
+    // What the checks said of some rows, into their verdicts.
+    let apply = |checked: Checked, verdict: &mut Vec<Verdict>| {
+        for f in checked.findings() {
+            verdict[f.row as usize] = Verdict::Refused;
         }
         for &(row, _) in &checked.stored {
             if verdict[row as usize] == Verdict::New {
@@ -631,9 +695,7 @@ pub async fn load_begin(
         }
         Ok::<u64, LoadError>(inserted)
     };
-    let ((), inserted) = tokio::try_join!(checker, loader)?;
-    findings.sort_by_key(|f| (f.row, f.code));
-    findings.dedup();
+    let (findings, inserted) = tokio::try_join!(checker, loader)?;
     let is = |s: &Staged, v: Verdict| verdict[s.row as usize] == v;
     step("checks and COPY of new people, overlapped");
     // Stored people: staged, then updated where something differs (`people::update_stored`:

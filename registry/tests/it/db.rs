@@ -583,7 +583,7 @@ async fn short_name_suggestions_normalise_both_sides_online(pool: PgPool) {
 /// people (each load seen inside its own transaction, then rolled back).
 #[sqlx::test(migrator = "registry::MIGRATOR")]
 async fn every_check_chunk_size_gives_the_same_load(pool: PgPool) {
-    use registry::load::load_begin;
+    use registry::load::load_begin_telling;
     use registry::{DbFinding, load};
     use schemas::{ErrorCode as E, Field};
 
@@ -610,7 +610,15 @@ async fn every_check_chunk_size_gives_the_same_load(pool: PgPool) {
     let mut answers = Vec::new();
     for rows in [1, 2, 3, 1 << 16] {
         let b = batch.clone().checked_in_chunks_of(rows);
-        let mut pending = load_begin(&pool, &b, uploader, None).await.unwrap();
+        let (tell, told) = tokio::sync::oneshot::channel();
+        let mut pending = load_begin_telling(&pool, &b, uploader, None, Some(tell))
+            .await
+            .unwrap();
+        assert_eq!(
+            told.await.unwrap(),
+            pending.loaded().findings,
+            "told before the writes end: the same findings ({rows} rows at a time)"
+        );
         let people: Vec<(String, Option<String>, Option<i64>)> =
             sqlx::query_as("SELECT id_number, dev_number, branch_id FROM people ORDER BY 1")
                 .fetch_all(pending.conn())
@@ -646,4 +654,62 @@ async fn every_check_chunk_size_gives_the_same_load(pool: PgPool) {
         3,
         "each load was rolled back"
     );
+}
+
+/// A branch renamed between validation and load no longer names an organisation: its
+/// rows are refused at the load (org_not_found), told with the other findings, and
+/// nobody else's row is held back by it, whether checked in one chunk or several.
+#[sqlx::test(migrator = "registry::MIGRATOR")]
+async fn a_branch_renamed_after_validation_refuses_its_rows_at_the_load(pool: PgPool) {
+    use registry::DbFinding;
+    use registry::load::load_begin_telling;
+    use schemas::ErrorCode as E;
+
+    import_orgs(&pool, &tree()).await.unwrap();
+    let uploader = org_id(&pool, GUANGDONG).await;
+    let taken = Person::new(9).auto_dev();
+    registry::load(
+        &pool,
+        &validate_online(&pool, &[Person::new(9)], GUANGDONG).await,
+        uploader,
+        None,
+    )
+    .await
+    .unwrap();
+    let roster = [
+        Person::new(1),
+        Person::new(2).branch(BRANCH_PARENS),
+        Person::new(3).dev(&taken),
+        Person::new(4).branch(BRANCH_PARENS),
+    ];
+    let batch = validate_online(&pool, &roster, GUANGDONG).await;
+    sqlx::query("UPDATE orgs SET name_key = name_key || '（旧）' WHERE full_name = $1")
+        .bind(BRANCH_PARENS)
+        .execute(&pool)
+        .await
+        .unwrap();
+    for rows in [1, 1 << 16] {
+        let b = batch.clone().checked_in_chunks_of(rows);
+        let (tell, told) = tokio::sync::oneshot::channel();
+        let pending = load_begin_telling(&pool, &b, uploader, None, Some(tell))
+            .await
+            .unwrap();
+        let expected = vec![
+            DbFinding {
+                row: 3,
+                code: E::OrgNotFound,
+            },
+            DbFinding {
+                row: 4,
+                code: E::DevNumberTaken,
+            },
+            DbFinding {
+                row: 5,
+                code: E::OrgNotFound,
+            },
+        ];
+        assert_eq!(told.await.unwrap(), expected, "{rows} rows at a time");
+        assert_eq!(pending.loaded().findings, expected);
+        assert_eq!(pending.loaded().rows, 1, "only person 1 is written");
+    }
 }
