@@ -581,6 +581,17 @@ pub async fn load_begin_telling(
             code: schemas::ErrorCode::OrgNotFound,
         })
         .collect();
+    let max_row = batch
+        .staged
+        .iter()
+        .map(|s| s.row)
+        .chain(batch.probes.iter().map(|p| p.row))
+        .max()
+        .unwrap_or(0) as usize;
+    let mut verdict = vec![Verdict::New; max_row + 1];
+    for f in &unknown_branch {
+        verdict[f.row as usize] = Verdict::Refused;
+    }
     // Every answer fits in the channel: the checks never wait for the COPY, so the
     // findings are whole (and told) as soon as the registry has answered for every row,
     // while the COPY goes on.
@@ -631,17 +642,6 @@ pub async fn load_begin_telling(
         Ok::<Vec<DbFinding>, LoadError>(found)
     };
 
-    let max_row = batch
-        .staged
-        .iter()
-        .map(|s| s.row)
-        .chain(batch.probes.iter().map(|p| p.row))
-        .max()
-        .unwrap_or(0) as usize;
-    let mut verdict = vec![Verdict::New; max_row + 1];
-    for s in batch.staged.iter().filter(|s| org_of(s).is_none()) {
-        verdict[s.row as usize] = Verdict::Refused;
-    }
     // What the checks said of some rows, into their verdicts.
     let apply = |checked: Checked, verdict: &mut Vec<Verdict>| {
         for f in checked.findings() {
