@@ -132,8 +132,9 @@ pub async fn import(
     let clock = Instant::now();
     let (outcome, batch) = tokio::task::spawn_blocking(move || -> Result<_, ImportError> {
         let outcome = pipeline::validate_bytes(&bytes, &opts, &orgs)?;
+        // The keys only: the registry's checks begin while the COPY text is made.
         let batch = match &outcome {
-            Outcome::Accepted(v) => Some(LoadBatch::prepare(v)?),
+            Outcome::Accepted(v) => Some(LoadBatch::keys(v)?),
             Outcome::Rejected(_) => None,
         };
         Ok((outcome, batch))
@@ -149,11 +150,20 @@ pub async fn import(
     };
     // The load and the reports overlap: the reports need only the load's findings, told
     // once the registry has answered for every row, while new people are still written.
+    let (batch, source) = batch;
     let started = Instant::now();
+    let text = source.coming();
     let (tell, told) = tokio::sync::oneshot::channel();
     let load = async {
-        let pending =
-            load_begin_telling(pool, &batch, uploader_id, Some(upload_id), Some(tell)).await?;
+        let pending = load_begin_telling(
+            pool,
+            &batch,
+            uploader_id,
+            Some(upload_id),
+            Some(tell),
+            Some(text),
+        )
+        .await?;
         let load_s = started.elapsed().as_secs_f64();
         tracing::info!(
             rows = batch.rows,

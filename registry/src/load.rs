@@ -2,8 +2,11 @@
 //! checked against everyone already registered, as few index writes as possible.
 //!
 //! The shape of the work (BENCHMARKS.md has the numbers behind it):
-//! 1. [`LoadBatch::prepare`] (CPU, a blocking thread) turns the valid rows into COPY text
-//!    once, sorted by ID number, so new people reach the primary key in key order.
+//! 1. [`LoadBatch::keys`] (CPU, a blocking thread) sorts the valid rows' keys by ID
+//!    number, so new people reach the primary key in key order; [`LoadSource::coming`]
+//!    makes their COPY text once, in parallel parts in key order, on another thread
+//!    while the load checks and COPYs the parts already made ([`LoadBatch::prepare`]
+//!    makes both, one after the other).
 //! 2. [`load`] takes the load lock; a second connection then asks, a chunk of rows at a
 //!    time, two set-based questions of the keys (row, ID, number, branch): which numbers
 //!    are held by someone else (`dev_number_taken`), and which people are already stored
@@ -16,6 +19,7 @@
 //! The findings are whole once the checks end, long before the writes do:
 //! [`load_begin_telling`] tells them then, so the reports can be made during the writes.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 use std::ops::Range;
 
@@ -52,6 +56,10 @@ pub enum LoadError {
     /// is the one reported when it has one).
     #[error("the registry checks ended before every row was checked")]
     ChecksEnded,
+    /// A batch of keys only was loaded without its text coming, or the text stopped
+    /// coming before every row had its line.
+    #[error("a batch made by LoadBatch::keys needs all its text (LoadSource::coming) to load")]
+    NoText,
 }
 
 impl From<sqlx::Error> for LoadError {
@@ -69,8 +77,9 @@ struct Probe {
     branch: Option<u32>,
 }
 
-/// The valid rows of a validation, ready for COPY. Preparing it is CPU work (polars):
-/// do it on a blocking thread, then [`load`] it.
+/// The keys of the valid rows of a validation (sorted by ID number), ready for the
+/// registry's checks; and, when made by [`LoadBatch::prepare`], their COPY text. Making
+/// it is CPU work (polars): do it on a blocking thread, then [`load`] it.
 #[derive(Debug, Clone)]
 pub struct LoadBatch {
     pub template: TemplateKind,
@@ -82,29 +91,37 @@ pub struct LoadBatch {
     probes: Vec<Probe>,
     /// Distinct normalised branch names (template A).
     branches: Vec<String>,
-    /// COPY fields of every row, referenced by range.
-    text: String,
+    /// The COPY fields of every staged row; `None` when they are made beside the load
+    /// ([`LoadBatch::keys`], [`LoadSource::coming`]).
+    text: Option<LoadText>,
     /// Staged rows checked at a time ([`CHECK_CHUNK`]).
     check_chunk: usize,
 }
 
 #[derive(Debug, Clone)]
 struct Staged {
+    /// Where the row is in `staged` (and in its [`LoadText`]).
+    at: u32,
     row: u32,
     id_number: String,
     dev_number: Option<String>,
     /// Index into `branches`.
     branch: Option<u32>,
-    /// The row's fields of `people` (those of [`people::copy_order`] known from the
-    /// row), tab-separated.
-    person: Range<usize>,
-    /// `duty, appointed_on, appointed_precision, nature, party_committee_member`.
-    post: Option<Range<usize>>,
 }
 
 impl LoadBatch {
-    pub fn prepare(v: &pipeline::Validation) -> Result<LoadBatch, polars::prelude::PolarsError> {
-        prepare(v)
+    /// The keys and the COPY text, one after the other.
+    pub fn prepare(v: &pipeline::Validation) -> PolarsResult<LoadBatch> {
+        let (mut batch, source) = LoadBatch::keys(v)?;
+        batch.text = Some(source.text());
+        Ok(batch)
+    }
+
+    /// The keys only (quick: the registry's checks can begin), and what their COPY text
+    /// is made from: [`LoadSource::coming`], given to the load as a [`TextComing`], is made
+    /// while the registry answers.
+    pub fn keys(v: &pipeline::Validation) -> PolarsResult<(LoadBatch, LoadSource)> {
+        keys(v)
     }
 
     /// No rows to load.
@@ -120,25 +137,201 @@ impl LoadBatch {
     }
 }
 
-/// A column of the validated rows, when the template has the field.
+/// A column of the validated rows, when the template has the field (in one chunk, so a
+/// row is found at once).
 type Source = Option<StringChunked>;
 
+fn get(c: &Source, i: usize) -> Option<&str> {
+    c.as_ref().and_then(|c| c.get(i))
+}
+
+/// What the COPY text of a [`LoadBatch`] is made from: the columns of its valid rows
+/// and their key order. Owns what it needs (polars columns share their buffers), so it
+/// can go to another thread.
+#[derive(Clone)]
+pub struct LoadSource {
+    members: bool,
+    /// The row (in the valid rows) of each staged row, in key order.
+    order: Vec<u32>,
+    /// Rows of a part of the text ([`TEXT_PART`]).
+    part_rows: usize,
+    /// The person columns known from the row, each with its source column.
+    person: Vec<(&'static people::Column, Source)>,
+    is_cadre: Source,
+    duty: Source,
+    appointed: Source,
+    nature: Source,
+    committee: Source,
+}
+
+/// The COPY fields of every staged row: parts of [`TEXT_PART`] rows in key order, made
+/// in parallel.
+#[derive(Debug, Clone, Default)]
+pub struct LoadText {
+    parts: Vec<TextPart>,
+    /// Rows the parts cover.
+    rows: usize,
+}
+
+#[derive(Debug, Clone)]
+struct TextPart {
+    text: String,
+    /// Per row: its fields of `people` (those of [`people::copy_order`] known from the
+    /// row), tab-separated.
+    person: Vec<Range<u32>>,
+    /// Per row: `duty, appointed_on, appointed_precision, nature, party_committee_member`.
+    post: Vec<Option<Range<u32>>>,
+}
+
+/// Rows of one part of a [`LoadText`].
+const TEXT_PART: usize = 1 << 14;
+
+impl LoadText {
+    fn push(&mut self, part: TextPart) {
+        self.rows += part.person.len();
+        self.parts.push(part);
+    }
+
+    /// Every part but the last has as many rows as the first.
+    fn part(&self, at: u32) -> (&TextPart, usize) {
+        let (at, n) = (at as usize, self.parts[0].person.len());
+        (&self.parts[at / n], at % n)
+    }
+
+    fn person(&self, at: u32) -> &str {
+        let (p, i) = self.part(at);
+        let r = &p.person[i];
+        &p.text[r.start as usize..r.end as usize]
+    }
+
+    fn post(&self, at: u32) -> Option<&str> {
+        let (p, i) = self.part(at);
+        p.post[i]
+            .as_ref()
+            .map(|r| &p.text[r.start as usize..r.end as usize])
+    }
+}
+
+/// The COPY text of a [`LoadBatch`] made by [`LoadBatch::keys`], its parts coming in key
+/// order from another thread while the load goes on ([`LoadSource::coming`]).
+pub struct TextComing {
+    parts: tokio::sync::mpsc::Receiver<TextPart>,
+}
+
+/// Parts made at a time, in parallel, ahead of the COPY.
+const PARTS_AHEAD: usize = 4;
+
+impl LoadSource {
+    /// The COPY text of every staged row, in parallel parts.
+    #[tracing::instrument(skip_all, fields(rows = self.order.len()))]
+    pub fn text(&self) -> LoadText {
+        use rayon::prelude::*;
+        let mut text = LoadText::default();
+        let parts: Vec<TextPart> = self
+            .order
+            .par_chunks(self.part_rows)
+            .map(|rows| self.part(rows))
+            .collect();
+        for part in parts {
+            text.push(part);
+        }
+        text
+    }
+
+    /// Makes the text in parts of `rows` rows instead of [`TEXT_PART`] (tests hold every
+    /// part size to the same answer).
+    pub fn in_parts_of(mut self, rows: usize) -> LoadSource {
+        self.part_rows = rows.max(1);
+        self
+    }
+
+    /// The COPY text of every staged row, made on a blocking thread [`PARTS_AHEAD`] parts
+    /// at a time (in parallel) and handed over in key order, so the load COPYs the first
+    /// rows while the last are made. Stops when the load no longer listens.
+    pub fn coming(self) -> TextComing {
+        use rayon::prelude::*;
+        let (tx, rx) = tokio::sync::mpsc::channel(PARTS_AHEAD);
+        tokio::task::spawn_blocking(move || {
+            for rows in self.order.chunks(self.part_rows * PARTS_AHEAD) {
+                let parts: Vec<TextPart> = rows
+                    .par_chunks(self.part_rows)
+                    .map(|rows| self.part(rows))
+                    .collect();
+                for part in parts {
+                    if tx.blocking_send(part).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        TextComing { parts: rx }
+    }
+
+    fn part(&self, rows: &[u32]) -> TextPart {
+        let mut part = TextPart {
+            text: String::with_capacity(rows.len() * 200),
+            person: Vec::with_capacity(rows.len()),
+            post: Vec::with_capacity(rows.len()),
+        };
+        let out = &mut part.text;
+        for &i in rows {
+            let i = i as usize;
+            let start = out.len() as u32;
+            for (n, (c, src)) in self.person.iter().enumerate() {
+                if n > 0 {
+                    out.push('\t');
+                }
+                // Template B rows are posts, not memberships: a new person gets the
+                // defaults.
+                let cell = if !self.members && c.on_update == OnUpdate::Membership {
+                    None
+                } else {
+                    get(src, i)
+                };
+                person_field(out, c.value, cell);
+            }
+            part.person.push(start..out.len() as u32);
+            let cadre = yes_no(get(&self.is_cadre, i));
+            // Template B: every row is a post in the uploader's organisation; template
+            // A: a cadre's post in the branch.
+            let post = (get(&self.duty, i).is_some() && (!self.members || cadre == Some("t")))
+                .then(|| {
+                    let start = out.len() as u32;
+                    let (on, precision) = month_or_day(get(&self.appointed, i));
+                    copy_fields(
+                        out,
+                        &[
+                            get(&self.duty, i),
+                            on.as_deref(),
+                            precision,
+                            get(&self.nature, i),
+                            yes_no(get(&self.committee, i)),
+                        ],
+                    );
+                    start..out.len() as u32
+                });
+            part.post.push(post);
+        }
+        part
+    }
+}
+
 #[tracing::instrument(skip_all, fields(rows))]
-fn prepare(v: &pipeline::Validation) -> PolarsResult<LoadBatch> {
+fn keys(v: &pipeline::Validation) -> PolarsResult<(LoadBatch, LoadSource)> {
+    use rayon::prelude::*;
     let t = v.template.template();
     let members = v.template == TemplateKind::Members;
     let df = v.valid_rows()?;
     tracing::Span::current().record("rows", df.height());
     let source = |name: String, f: Field| -> PolarsResult<Source> {
         if t.has(f) {
-            Ok(Some(df.column(&name)?.str()?.clone()))
+            Ok(Some(df.column(&name)?.str()?.rechunk().into_owned()))
         } else {
             Ok(None)
         }
     };
     let canonical = |f: Field| source(pipeline::col_val(f), f);
-    // The person columns known from the row, each with its source column.
-    let person: Vec<(&people::Column, Source)> = people::copy_order()
+    let person: Vec<(&'static people::Column, Source)> = people::copy_order()
         .filter(|c| !c.value.at_load())
         .map(|c| {
             let src = match c.value {
@@ -154,25 +347,14 @@ fn prepare(v: &pipeline::Validation) -> PolarsResult<LoadBatch> {
     let id = canonical(Field::IdNumber)?;
     let dev = source(pipeline::col_in(Field::DevNumber), Field::DevNumber)?;
     let branch = source(pipeline::col_in(Field::Branch), Field::Branch)?;
-    let [is_cadre, duty, appointed, nature, committee] = [
-        Field::IsCadre,
-        Field::Duty,
-        Field::AppointedOn,
-        Field::CadreNature,
-        Field::PartyCommitteeMember,
-    ]
-    .map(canonical);
-    let (is_cadre, duty, appointed, nature, committee) =
-        (is_cadre?, duty?, appointed?, nature?, committee?);
-    let rows = df.column(pipeline::ROW)?.u32()?.clone();
-    fn get(c: &Source, i: usize) -> Option<&str> {
-        c.as_ref().and_then(|c| c.get(i))
-    }
-    let id_of = |i: usize| get(&id, i).unwrap_or_default();
+    let rows = df.column(pipeline::ROW)?.u32()?.rechunk().into_owned();
 
-    // Key order: new people then reach the primary key's B-tree in order.
-    let mut order: Vec<usize> = (0..df.height()).collect();
-    order.sort_unstable_by(|&a, &b| id_of(a).cmp(id_of(b)));
+    // Key order: new people then reach the primary key's B-tree in order. Equal keys
+    // keep file order.
+    let mut order: Vec<(&str, u32)> = (0..df.height())
+        .map(|i| (get(&id, i).unwrap_or_default(), i as u32))
+        .collect();
+    order.par_sort_unstable();
 
     let mut branches: Vec<String> = Vec::new();
     let mut branch_index: std::collections::HashMap<String, u32> = Default::default();
@@ -185,51 +367,22 @@ fn prepare(v: &pipeline::Validation) -> PolarsResult<LoadBatch> {
         branch_index.insert(key.to_string(), i);
         i
     };
-    let mut out = String::with_capacity(df.height() * 200);
-    let mut staged = Vec::with_capacity(df.height());
-    for i in order {
-        let start = out.len();
-        for (n, (c, src)) in person.iter().enumerate() {
-            if n > 0 {
-                out.push('\t');
-            }
-            // Template B rows are posts, not memberships: a new person gets the defaults.
-            let cell = if !members && c.on_update == OnUpdate::Membership {
-                None
-            } else {
-                get(src, i)
-            };
-            person_field(&mut out, c.value, cell);
-        }
-        let person = start..out.len();
-        let cadre = yes_no(get(&is_cadre, i));
-        // Template B: every row is a post in the uploader's organisation; template A: a
-        // cadre's post in the branch.
-        let post = (get(&duty, i).is_some() && (!members || cadre == Some("t"))).then(|| {
-            let start = out.len();
-            let (on, precision) = month_or_day(get(&appointed, i));
-            copy_fields(
-                &mut out,
-                &[
-                    get(&duty, i),
-                    on.as_deref(),
-                    precision,
-                    get(&nature, i),
-                    yes_no(get(&committee, i)),
-                ],
-            );
-            start..out.len()
-        });
-        let branch = get(&branch, i).map(&mut branch_of);
-        staged.push(Staged {
-            row: rows.get(i).unwrap_or_default(),
-            id_number: id_of(i).to_string(),
-            dev_number: get(&dev, i).map(str::to_string),
+    let branch_at: Vec<Option<u32>> = order
+        .iter()
+        .map(|&(_, i)| get(&branch, i as usize).map(&mut branch_of))
+        .collect();
+    let staged: Vec<Staged> = order
+        .par_iter()
+        .zip(branch_at)
+        .enumerate()
+        .map(|(at, (&(id_number, i), branch))| Staged {
+            at: at as u32,
+            row: rows.get(i as usize).unwrap_or_default(),
+            id_number: id_number.to_string(),
+            dev_number: get(&dev, i as usize).map(str::to_string),
             branch,
-            person,
-            post,
-        });
-    }
+        })
+        .collect();
     // Rows with errors: their keys only, where the key itself is valid.
     use pipeline::validate::{HAS_ERROR, PROBE_DEV, PROBE_ID};
     use polars::prelude::{IntoLazy, col};
@@ -244,7 +397,7 @@ fn prepare(v: &pipeline::Validation) -> PolarsResult<LoadBatch> {
         .filter(col(HAS_ERROR).and(col(PROBE_ID).is_not_null().or(col(PROBE_DEV).is_not_null())))
         .select(select)
         .collect()?;
-    let (rows, ids, devs) = (
+    let (err_rows, ids, devs) = (
         errs.column(pipeline::ROW)?.u32()?,
         errs.column(PROBE_ID)?.str()?,
         errs.column(PROBE_DEV)?.str()?,
@@ -253,28 +406,52 @@ fn prepare(v: &pipeline::Validation) -> PolarsResult<LoadBatch> {
         Some(
             errs.column(&pipeline::col_in(Field::Branch))?
                 .str()?
-                .clone(),
+                .rechunk()
+                .into_owned(),
         )
     } else {
         None
     };
     let probes = (0..errs.height())
         .map(|i| Probe {
-            row: rows.get(i).unwrap_or_default(),
+            row: err_rows.get(i).unwrap_or_default(),
             id_number: ids.get(i).map(str::to_string),
             dev_number: devs.get(i).map(str::to_string),
             branch: get(&branch_col, i).map(&mut branch_of),
         })
         .collect();
-    Ok(LoadBatch {
-        template: v.template,
-        rows: staged.len(),
-        staged,
-        probes,
-        branches,
-        text: out,
-        check_chunk: CHECK_CHUNK,
-    })
+    let order = order.into_iter().map(|(_, i)| i).collect();
+    let [is_cadre, duty, appointed, nature, committee] = [
+        Field::IsCadre,
+        Field::Duty,
+        Field::AppointedOn,
+        Field::CadreNature,
+        Field::PartyCommitteeMember,
+    ]
+    .map(canonical);
+    let source = LoadSource {
+        members,
+        order,
+        part_rows: TEXT_PART,
+        person,
+        is_cadre: is_cadre?,
+        duty: duty?,
+        appointed: appointed?,
+        nature: nature?,
+        committee: committee?,
+    };
+    Ok((
+        LoadBatch {
+            template: v.template,
+            rows: staged.len(),
+            staged,
+            probes,
+            branches,
+            text: None,
+            check_chunk: CHECK_CHUNK,
+        },
+        source,
+    ))
 }
 
 /// One person field of a COPY line, from its cell.
@@ -503,7 +680,7 @@ pub async fn load_begin(
     uploader_id: i64,
     upload_id: Option<i64>,
 ) -> Result<PendingLoad, LoadError> {
-    load_begin_telling(pool, batch, uploader_id, upload_id, None).await
+    load_begin_telling(pool, batch, uploader_id, upload_id, None, None).await
 }
 
 /// Where [`load_begin_telling`] tells the load's findings, once the registry has answered
@@ -514,6 +691,10 @@ pub type FindingsTold = tokio::sync::oneshot::Sender<Vec<DbFinding>>;
 /// soon as they are known: once the checks end, while new people are still being
 /// written. The reports, which need only the findings, can be made meanwhile. A load that
 /// fails before its checks end drops `tell` unanswered.
+///
+/// A batch made by [`LoadBatch::keys`] takes its COPY text from `text`, part by part as
+/// the COPY reaches the rows of each: the checks, and the COPY of the first rows, run
+/// while the rest is made. (A batch with its own text ignores `text`.)
 #[tracing::instrument(skip_all, fields(upload_id = upload_id, rows = batch.rows))]
 pub async fn load_begin_telling(
     pool: &PgPool,
@@ -521,6 +702,7 @@ pub async fn load_begin_telling(
     uploader_id: i64,
     upload_id: Option<i64>,
     tell: Option<FindingsTold>,
+    text: Option<TextComing>,
 ) -> Result<PendingLoad, LoadError> {
     let members = batch.template == TemplateKind::Members;
     let begun = std::time::Instant::now();
@@ -658,33 +840,37 @@ pub async fn load_begin_telling(
     let upload = upload_id.map(|u| u.to_string());
     let load_time: Vec<&people::Column> =
         people::copy_order().filter(|c| c.value.at_load()).collect();
-    let person_line = |out: &mut String, s: &Staged| {
-        out.push_str(&batch.text[s.person.clone()]);
-        for c in &load_time {
-            out.push('\t');
-            match (c.value, org_of(s)) {
-                // Template B rows are posts, not memberships.
-                _ if !members && c.on_update == OnUpdate::Membership => copy_field(out, None),
-                (Value::Branch, Some(org)) => {
-                    let _ = write!(out, "{org}");
-                }
-                (Value::Branch, None) => copy_field(out, None),
-                _ => copy_field(out, upload.as_deref()),
-            }
-        }
-        out.push('\n');
-    };
     let copy_people = format!("COPY people ({}) FROM STDIN", people::copy_header());
     let loader = async {
+        // The batch's own text, or the parts of the text coming, kept as they come (the
+        // stored people and the posts need them again after the COPY).
+        let (mut text, mut coming) = match (&batch.text, text) {
+            (Some(text), _) => (Cow::Borrowed(text), None),
+            (None, coming) => (Cow::Owned(LoadText::default()), coming),
+        };
         let mut copy = CopyWriter::begin(&mut tx, &copy_people).await?;
         for chunk in batch.staged.chunks(batch.check_chunk) {
             let checked = checked_rx.recv().await.ok_or(LoadError::ChecksEnded)?;
             apply(checked, &mut verdict);
+            let needed = chunk.last().map_or(0, |s| s.at as usize + 1);
+            while text.rows < needed {
+                let coming = coming.as_mut().ok_or(LoadError::NoText)?;
+                let part = coming.parts.recv().await.ok_or(LoadError::NoText)?;
+                text.to_mut().push(part);
+            }
+            let lines = Lines {
+                text: &text,
+                load_time: &load_time,
+                members,
+                upload: upload.as_deref(),
+                branch_ids: &branch_ids,
+                uploader_id,
+            };
             copy.write(
                 chunk
                     .iter()
                     .filter(|s| verdict[s.row as usize] == Verdict::New),
-                person_line,
+                |out: &mut String, s: &Staged| lines.person(out, s),
             )
             .await?;
         }
@@ -693,9 +879,17 @@ pub async fn load_begin_telling(
             let checked = checked_rx.recv().await.ok_or(LoadError::ChecksEnded)?;
             apply(checked, &mut verdict);
         }
-        Ok::<u64, LoadError>(inserted)
+        Ok::<_, LoadError>((inserted, text))
     };
-    let (findings, inserted) = tokio::try_join!(checker, loader)?;
+    let (findings, (inserted, text)) = tokio::try_join!(checker, loader)?;
+    let lines = Lines {
+        text: &text,
+        load_time: &load_time,
+        members,
+        upload: upload.as_deref(),
+        branch_ids: &branch_ids,
+        uploader_id,
+    };
     let is = |s: &Staged, v: Verdict| verdict[s.row as usize] == v;
     step("checks and COPY of new people, overlapped");
     // Stored people: staged, then updated where something differs (`people::update_stored`:
@@ -711,7 +905,7 @@ pub async fn load_begin_telling(
             &mut tx,
             &format!("COPY load_update ({}) FROM STDIN", people::copy_header()),
             batch.staged.iter().filter(|s| is(s, Verdict::Stored)),
-            person_line,
+            |out: &mut String, s: &Staged| lines.person(out, s),
         )
         .await?;
         sqlx::query("ANALYZE load_update").execute(&mut *tx).await?;
@@ -728,7 +922,7 @@ pub async fn load_begin_telling(
         batch
             .staged
             .iter()
-            .filter(|s| s.post.is_some() && !is(s, Verdict::Refused))
+            .filter(|s| text.post(s.at).is_some() && !is(s, Verdict::Refused))
     };
     if posts().next().is_some() {
         sqlx::query(
@@ -740,15 +934,12 @@ pub async fn load_begin_telling(
         )
         .execute(&mut *tx)
         .await?;
-        copy_rows(&mut tx, "COPY load_posts FROM STDIN", posts(), |out, s| {
-            let org = org_of(s).map(|o| o.to_string());
-            copy_fields(out, &[Some(&s.id_number), org.as_deref()]);
-            out.push('\t');
-            out.push_str(&batch.text[s.post.clone().unwrap_or_default()]);
-            out.push('\t');
-            out.push_str(upload.as_deref().unwrap_or("\\N"));
-            out.push('\n');
-        })
+        copy_rows(
+            &mut tx,
+            "COPY load_posts FROM STDIN",
+            posts(),
+            |out: &mut String, s: &Staged| lines.post(out, s),
+        )
         .await?;
         sqlx::query(
             "INSERT INTO cadre_posts AS c (id_number, org_id, duty, appointed_on,
@@ -777,4 +968,54 @@ pub async fn load_begin_telling(
             findings,
         },
     })
+}
+
+/// The COPY lines of staged rows: their text, and what only the load knows (branch ids,
+/// the upload).
+struct Lines<'a> {
+    text: &'a LoadText,
+    load_time: &'a [&'static people::Column],
+    members: bool,
+    upload: Option<&'a str>,
+    branch_ids: &'a [Option<i64>],
+    uploader_id: i64,
+}
+
+impl Lines<'_> {
+    fn org(&self, s: &Staged) -> Option<i64> {
+        if self.members {
+            s.branch.and_then(|b| self.branch_ids[b as usize])
+        } else {
+            Some(self.uploader_id)
+        }
+    }
+
+    /// A line of `people`.
+    fn person(&self, out: &mut String, s: &Staged) {
+        out.push_str(self.text.person(s.at));
+        for c in self.load_time {
+            out.push('\t');
+            match (c.value, self.org(s)) {
+                // Template B rows are posts, not memberships.
+                _ if !self.members && c.on_update == OnUpdate::Membership => copy_field(out, None),
+                (Value::Branch, Some(org)) => {
+                    let _ = write!(out, "{org}");
+                }
+                (Value::Branch, None) => copy_field(out, None),
+                _ => copy_field(out, self.upload),
+            }
+        }
+        out.push('\n');
+    }
+
+    /// A line of `load_posts`.
+    fn post(&self, out: &mut String, s: &Staged) {
+        let org = self.org(s).map(|o| o.to_string());
+        copy_fields(out, &[Some(&s.id_number), org.as_deref()]);
+        out.push('\t');
+        out.push_str(self.text.post(s.at).unwrap_or_default());
+        out.push('\t');
+        out.push_str(self.upload.unwrap_or("\\N"));
+        out.push('\n');
+    }
 }

@@ -217,6 +217,42 @@ async fn validate_online_as(
     .await
 }
 
+/// Validates a roster against the database and makes the keys of its valid rows, with
+/// what their COPY text is made from.
+async fn validate_online_keys(
+    pool: &PgPool,
+    template: schemas::TemplateKind,
+    people: &[Person],
+    uploader: &str,
+) -> (registry::LoadBatch, registry::load::LoadSource) {
+    let rows: Vec<_> = people.iter().map(|p| p.cells(template)).collect();
+    let bytes = workbook(template, &[], None, &rows, false);
+    let db = registry::DbOrgs::for_uploader(pool, uploader)
+        .await
+        .unwrap()
+        .unwrap();
+    off_runtime(
+        move || match pipeline::validate_bytes(&bytes, &options(template), &db).unwrap() {
+            pipeline::Outcome::Accepted(v) => registry::LoadBatch::keys(&v).unwrap(),
+            pipeline::Outcome::Rejected(r) => panic!("{r:?}"),
+        },
+    )
+    .await
+}
+
+/// Every person and post as the connection sees them, whole but for their timestamps.
+async fn whole_rows(conn: &mut sqlx::PgConnection) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT (to_jsonb(p) - 'created_at' - 'updated_at')::text FROM people p
+         UNION ALL
+         SELECT (to_jsonb(c) - 'created_at' - 'updated_at')::text FROM cadre_posts c
+         ORDER BY 1",
+    )
+    .fetch_all(conn)
+    .await
+    .unwrap()
+}
+
 async fn snapshot(pool: &PgPool) -> Vec<(String, Option<String>, Option<i64>, Option<String>)> {
     sqlx::query_as(
         "SELECT p.id_number, p.dev_number, m.org_id, c.duty FROM people p
@@ -585,7 +621,7 @@ async fn short_name_suggestions_normalise_both_sides_online(pool: PgPool) {
 async fn every_check_chunk_size_gives_the_same_load(pool: PgPool) {
     use registry::load::load_begin_telling;
     use registry::{DbFinding, load};
-    use schemas::{ErrorCode as E, Field};
+    use schemas::{ErrorCode as E, Field, TemplateKind::Members};
 
     import_orgs(&pool, &tree()).await.unwrap();
     let uploader = org_id(&pool, GUANGDONG).await;
@@ -607,11 +643,25 @@ async fn every_check_chunk_size_gives_the_same_load(pool: PgPool) {
         Person::new(14),
     ];
     let batch = validate_online(&pool, &second, GUANGDONG).await;
+    let (keys, source) = validate_online_keys(&pool, Members, &second, GUANGDONG).await;
     let mut answers = Vec::new();
-    for rows in [1, 2, 3, 1 << 16] {
-        let b = batch.clone().checked_in_chunks_of(rows);
+    // Each chunk size, with the text made beforehand (`prepare`, coming: None) and
+    // coming beside the load in parts of 1, 2 and many rows (`keys`, then
+    // `LoadSource::coming`).
+    for (rows, coming) in [1, 2, 3, 1 << 16]
+        .into_iter()
+        .flat_map(|r| [(r, None), (r, Some(1)), (r, Some(2)), (r, Some(1 << 14))])
+    {
+        let (b, text) = match coming {
+            Some(part) => (
+                keys.clone(),
+                Some(source.clone().in_parts_of(part).coming()),
+            ),
+            None => (batch.clone(), None),
+        };
+        let b = b.checked_in_chunks_of(rows);
         let (tell, told) = tokio::sync::oneshot::channel();
-        let mut pending = load_begin_telling(&pool, &b, uploader, None, Some(tell))
+        let mut pending = load_begin_telling(&pool, &b, uploader, None, Some(tell), text)
             .await
             .unwrap();
         assert_eq!(
@@ -624,9 +674,10 @@ async fn every_check_chunk_size_gives_the_same_load(pool: PgPool) {
                 .fetch_all(pending.conn())
                 .await
                 .unwrap();
-        answers.push((rows, pending.loaded().clone(), people));
+        let whole = whole_rows(pending.conn()).await;
+        answers.push((rows, coming, pending.loaded().clone(), people, whole));
     }
-    let (_, loaded, people) = &answers[0];
+    let (_, _, loaded, people, whole) = &answers[0];
     assert_eq!(
         loaded.findings,
         vec![
@@ -646,9 +697,20 @@ async fn every_check_chunk_size_gives_the_same_load(pool: PgPool) {
     );
     assert_eq!(loaded.rows, 3, "persons 10, 12 and 14 are new");
     assert_eq!(people.len(), 6);
-    for (rows, l, p) in &answers[1..] {
-        assert_eq!((l, p), (loaded, people), "checked {rows} rows at a time");
+    for (rows, coming, l, p, w) in &answers[1..] {
+        assert_eq!(
+            (l, p, w),
+            (loaded, people, whole),
+            "checked {rows} rows at a time, text coming in parts of {coming:?}"
+        );
     }
+    // Keys alone, with no text coming, are refused before anything is written.
+    let refused = load_begin_telling(&pool, &keys, uploader, None, None, None).await;
+    assert!(
+        matches!(refused, Err(registry::LoadError::NoText)),
+        "{:?}",
+        refused.err()
+    );
     assert_eq!(
         count(&pool, "SELECT count(*) FROM people").await,
         3,
@@ -691,7 +753,7 @@ async fn a_branch_renamed_after_validation_refuses_its_rows_at_the_load(pool: Pg
     for rows in [1, 1 << 16] {
         let b = batch.clone().checked_in_chunks_of(rows);
         let (tell, told) = tokio::sync::oneshot::channel();
-        let pending = load_begin_telling(&pool, &b, uploader, None, Some(tell))
+        let pending = load_begin_telling(&pool, &b, uploader, None, Some(tell), None)
             .await
             .unwrap();
         let expected = vec![
@@ -712,4 +774,59 @@ async fn a_branch_renamed_after_validation_refuses_its_rows_at_the_load(pool: Pg
         assert_eq!(pending.loaded().findings, expected);
         assert_eq!(pending.loaded().rows, 1, "only person 1 is written");
     }
+}
+
+/// Both templates load the same people and posts whether the COPY text is made before
+/// the load (`LoadBatch::prepare`) or beside it (`LoadBatch::keys`, then
+/// `LoadSource::coming`, here in parts of 2 rows): template A members and cadres, template B
+/// posts (each load seen inside its own transaction, then rolled back).
+#[sqlx::test(migrator = "registry::MIGRATOR")]
+async fn the_text_made_beside_the_load_loads_what_the_prepared_text_loads(pool: PgPool) {
+    use registry::load::load_begin_telling;
+    use schemas::Field;
+    use schemas::TemplateKind::{self, Cadres, Members};
+
+    import_orgs(&pool, &tree()).await.unwrap();
+    let uploader = org_id(&pool, GUANGDONG).await;
+    let cadre = |p: Person| {
+        p.text(Field::IsCadre, "是")
+            .text(Field::Duty, "书记")
+            .text(Field::AppointedOn, "2024-09")
+            .text(Field::CadreNature, "兼职")
+            .text(Field::PartyCommitteeMember, "否")
+    };
+    let files: [(TemplateKind, Vec<Person>); 2] = [
+        (
+            Members,
+            vec![
+                Person::new(1),
+                cadre(Person::new(2)),
+                Person::new(3).text(Field::Name, "李四"),
+                cadre(Person::new(4)).branch(BRANCH_PARENS),
+            ],
+        ),
+        (
+            Cadres,
+            vec![Person::new(5), Person::new(6).text(Field::Duty, "副书记")],
+        ),
+    ];
+    for (template, people) in files {
+        let prepared = validate_online_as(&pool, template, &people, GUANGDONG).await;
+        let (keys, source) = validate_online_keys(&pool, template, &people, GUANGDONG).await;
+        let mut seen = Vec::new();
+        for (batch, text) in [
+            (prepared, None),
+            (keys, Some(source.in_parts_of(2).coming())),
+        ] {
+            let mut pending = load_begin_telling(&pool, &batch, uploader, None, None, text)
+                .await
+                .unwrap();
+            assert_eq!(pending.loaded().rows, people.len() as u64, "{template:?}");
+            seen.push(whole_rows(pending.conn()).await);
+        }
+        let posts = seen[0].iter().filter(|r| r.contains("\"org_id\"")).count();
+        assert_eq!(posts, 2, "{template:?}: two posts in {:#?}", seen[0]);
+        assert_eq!(seen[0], seen[1], "{template:?}");
+    }
+    assert_eq!(count(&pool, "SELECT count(*) FROM people").await, 0);
 }
