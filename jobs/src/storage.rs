@@ -11,6 +11,11 @@ use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 
+/// Checksums only where S3 demands them (`DeleteObjects`): the SDK's default adds a
+/// CRC32 trailer, in aws-chunked encoding, to every body (see [`Storage::put`]).
+const CHECKSUMS: aws_sdk_s3::config::RequestChecksumCalculation =
+    aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired;
+
 /// Storage failures. `Missing` will not heal by retrying; the rest may.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -76,9 +81,7 @@ impl Storage {
         let path_style = shared.endpoint_url().is_some();
         let config = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(path_style)
-            .request_checksum_calculation(
-                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
-            )
+            .request_checksum_calculation(CHECKSUMS)
             .build();
         Storage {
             client: Client::from_conf(config),
@@ -102,9 +105,7 @@ impl Storage {
                 access_key, secret_key, None, None, "static",
             ))
             .force_path_style(true)
-            .request_checksum_calculation(
-                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
-            )
+            .request_checksum_calculation(CHECKSUMS)
             .build();
         Storage {
             client: Client::from_conf(config),
