@@ -302,9 +302,9 @@ fn stream_workbooks(storage: &Storage, upload_id: i64) -> (pipeline::report::OnW
     });
     // Called on the report writer's threads, never on the runtime's: blocking is fine,
     // and it holds the writer back when the store is slower than the writer.
-    let hook = move |name: &str, bytes: &[u8]| {
+    let hook = move |name: &str, bytes: Vec<u8>| {
         // A closed channel means the uploader failed: `publish` reports its error.
-        let _ = tx.blocking_send((name.to_string(), bytes.to_vec()));
+        let _ = tx.blocking_send((name.to_string(), bytes));
     };
     (Arc::new(hook), task)
 }

@@ -192,19 +192,26 @@ pub fn write_rejected(
     ws.set_column_width(1, 100)?;
     print_setup(ws, true)?;
     wb.save(staging.path(SUMMARY_XLSX))?;
-    staging.commit(vec![SUMMARY_JSON.into(), SUMMARY_XLSX.into()], Vec::new())
+    staging.commit(
+        vec![SUMMARY_JSON.into(), SUMMARY_XLSX.into()],
+        Vec::new(),
+        false,
+    )
 }
 
-/// Told of each organisation workbook as soon as it is made, with its file name and
-/// bytes, from the thread that made it (the job worker starts uploading it then).
-pub type OnWorkbook = std::sync::Arc<dyn Fn(&str, &[u8]) + Send + Sync>;
+/// Handed each organisation workbook as soon as it is made, with its file name and
+/// bytes, on the thread that made it (the job worker starts uploading it then). A
+/// workbook handed over is the hook's alone: it is not written into the report folder,
+/// though the [`ReportSet`] still lists it.
+pub type OnWorkbook = std::sync::Arc<dyn Fn(&str, Vec<u8>) + Send + Sync>;
 
 /// Writes every report of an accepted file.
 pub fn write_reports(v: &Validation, out: &Path) -> Result<ReportSet, PipelineError> {
     write_reports_with(v, out, None)
 }
 
-/// [`write_reports`], telling `on_workbook` of each organisation workbook as it is made.
+/// [`write_reports`], handing each organisation workbook to `on_workbook` as it is made
+/// instead of writing it into `out`.
 #[tracing::instrument(skip_all, fields(rows = v.rows.height(), findings = v.errors.height()))]
 pub fn write_reports_with(
     v: &Validation,
@@ -262,11 +269,13 @@ pub fn write_reports_with(
                         .map(|(rows, name)| {
                             let name = name.clone();
                             let bytes = books.bytes(rows)?;
-                            if let Some(tell) = on_workbook {
-                                tell(&name, &bytes);
+                            if let Some(take) = on_workbook {
+                                take(&name, bytes);
+                            } else {
+                                let _one_at_a_time =
+                                    create.lock().unwrap_or_else(|e| e.into_inner());
+                                std::fs::write(staging.path(&name), bytes)?;
                             }
-                            let _one_at_a_time = create.lock().unwrap_or_else(|e| e.into_inner());
-                            std::fs::write(staging.path(&name), bytes)?;
                             Ok(name)
                         })
                         .collect::<Result<Vec<String>, PipelineError>>()
@@ -291,7 +300,7 @@ pub fn write_reports_with(
         .into_iter()
         .zip(by_org.keys().map(|o| o.to_string()))
         .collect();
-    staging.commit(files, owners)
+    staging.commit(files, owners, on_workbook.is_some())
 }
 
 /// The file names of the organisation workbooks, in the order given: each organisation's
@@ -893,15 +902,23 @@ impl Staging {
         self.dir.join(name)
     }
 
+    /// Moves the staged `files` into place; when `books_taken`, the organisation
+    /// workbooks among them went to a hook and were never staged.
     fn commit(
         self,
         files: Vec<String>,
         books: Vec<(String, String)>,
+        books_taken: bool,
     ) -> Result<ReportSet, PipelineError> {
         // Someone may have made the output folder meanwhile: then file by file.
         if !(self.whole && std::fs::rename(&self.dir, &self.out).is_ok()) {
             std::fs::create_dir_all(&self.out)?;
-            for f in &files {
+            let taken: std::collections::HashSet<&str> = if books_taken {
+                books.iter().map(|(file, _)| file.as_str()).collect()
+            } else {
+                Default::default()
+            };
+            for f in files.iter().filter(|f| !taken.contains(f.as_str())) {
                 std::fs::rename(self.dir.join(f), self.out.join(f))?;
             }
             std::fs::remove_dir_all(&self.dir)?;

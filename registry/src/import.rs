@@ -66,15 +66,15 @@ impl Published {
     }
 }
 
-/// Where `import` writes the reports: a folder, and who is told of each organisation
-/// workbook as it is made (the worker uploads it then).
+/// Where `import` writes the reports: a folder, and who takes each organisation workbook
+/// as it is made instead of the folder (the worker uploads it then).
 pub struct ReportsTo {
     pub dir: PathBuf,
     pub on_workbook: Option<report::OnWorkbook>,
 }
 
 impl ReportsTo {
-    /// A folder, nobody told.
+    /// A folder, every report in it.
     pub fn dir(dir: PathBuf) -> ReportsTo {
         ReportsTo {
             dir,
@@ -110,8 +110,8 @@ pub struct Imported {
 }
 
 /// Validates `bytes` against the registry as `orgs`' uploader, loads the valid rows under
-/// `upload_id`, writes every report into `reports_to.dir` (telling its `on_workbook` of
-/// each organisation workbook as it is made), has `publish` put them where they belong, and
+/// `upload_id`, writes every report into `reports_to.dir` (handing each organisation
+/// workbook to its `on_workbook`, when there is one, as it is made), has `publish` put them where they belong, and
 /// records the outcome: all of it, or (on an error) nothing.
 #[tracing::instrument(skip_all, fields(upload_id = upload_id, bytes = bytes.len()))]
 pub async fn import(

@@ -455,3 +455,66 @@ fn letting_go_of_clean_rows_changes_no_report() {
         );
     }
 }
+
+/// With a hook, each organisation workbook is handed over, not written: the folder holds
+/// the uploader's reports only, the set still lists every file, and each workbook handed
+/// over has the cells of the one written without a hook. Both when the folder is new (the
+/// staging folder becomes it) and when it exists (files are moved in one by one).
+#[test]
+fn a_taken_workbook_is_handed_over_not_written() {
+    let fx = fixture();
+    let bytes = workbook(
+        TemplateKind::Members,
+        &["导入下级团支部团员团干部"],
+        None,
+        &rows_of(&fx.broken),
+        false,
+    );
+    let v = validate(&bytes, TemplateKind::Members, GUANGDONG);
+    let plain = tempfile::tempdir().unwrap();
+    let written = report::write_reports(&v, plain.path()).unwrap();
+    let uploader = ["escalations.xlsx", "summary.json", "summary.xlsx"];
+
+    for folder_exists in [false, true] {
+        let root = tempfile::tempdir().unwrap();
+        let out = root.path().join("reports");
+        if folder_exists {
+            std::fs::create_dir(&out).unwrap();
+        }
+        let taken = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+        let keep = taken.clone();
+        let hook: report::OnWorkbook = std::sync::Arc::new(move |name: &str, bytes: Vec<u8>| {
+            assert!(
+                keep.lock().unwrap().insert(name.to_string(), bytes).is_none(),
+                "{name} handed over twice"
+            );
+        });
+        let set = report::write_reports_with(&v, &out, Some(&hook)).unwrap();
+        assert_eq!(set.files, written.files, "folder exists: {folder_exists}");
+        assert_eq!(set.books, written.books);
+
+        let mut on_disk: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        on_disk.sort();
+        assert_eq!(on_disk, uploader, "folder exists: {folder_exists}");
+
+        let taken = taken.lock().unwrap();
+        let mut books: Vec<&String> = set.books.iter().map(|(file, _)| file).collect();
+        books.sort();
+        assert_eq!(taken.keys().collect::<Vec<_>>(), books);
+        assert_eq!(books.len(), 3);
+        for (name, bytes) in taken.iter() {
+            let copy = root.path().join(name);
+            std::fs::write(&copy, bytes).unwrap();
+            assert_eq!(sheet(&copy, 0), sheet(&plain.path().join(name), 0), "{name}");
+            assert_eq!(noted_cells(&copy), noted_cells(&plain.path().join(name)));
+        }
+        // Nothing else beside the folder: no staging folder left behind.
+        assert_eq!(
+            std::fs::read_dir(root.path()).unwrap().count(),
+            1 + taken.len()
+        );
+    }
+}
