@@ -151,7 +151,7 @@ fn get(c: &Source, i: usize) -> Option<&str> {
 #[derive(Clone)]
 pub struct LoadSource {
     members: bool,
-    /// The row (in the valid rows) of each staged row, in key order.
+    /// The position (in the validated rows) of each staged row, in key order.
     order: Vec<u32>,
     /// Rows of a part of the text ([`TEXT_PART`]).
     part_rows: usize,
@@ -321,8 +321,11 @@ fn keys(v: &pipeline::Validation) -> PolarsResult<(LoadBatch, LoadSource)> {
     use rayon::prelude::*;
     let t = v.template.template();
     let members = v.template == TemplateKind::Members;
-    let df = v.valid_rows()?;
-    tracing::Span::current().record("rows", df.height());
+    // The columns of every validated row (shared, not copied), read at the valid rows'
+    // positions.
+    let df = &v.rows;
+    let valid = v.valid_positions()?;
+    tracing::Span::current().record("rows", valid.len());
     let source = |name: String, f: Field| -> PolarsResult<Source> {
         if t.has(f) {
             Ok(Some(df.column(&name)?.str()?.rechunk().into_owned()))
@@ -351,8 +354,9 @@ fn keys(v: &pipeline::Validation) -> PolarsResult<(LoadBatch, LoadSource)> {
 
     // Key order: new people then reach the primary key's B-tree in order. Equal keys
     // keep file order.
-    let mut order: Vec<(&str, u32)> = (0..df.height())
-        .map(|i| (get(&id, i).unwrap_or_default(), i as u32))
+    let mut order: Vec<(&str, u32)> = valid
+        .iter()
+        .map(|&i| (get(&id, i as usize).unwrap_or_default(), i))
         .collect();
     order.par_sort_unstable();
 
