@@ -485,7 +485,10 @@ fn a_taken_workbook_is_handed_over_not_written() {
         let keep = taken.clone();
         let hook: report::OnWorkbook = std::sync::Arc::new(move |name: &str, bytes: Vec<u8>| {
             assert!(
-                keep.lock().unwrap().insert(name.to_string(), bytes).is_none(),
+                keep.lock()
+                    .unwrap()
+                    .insert(name.to_string(), bytes)
+                    .is_none(),
                 "{name} handed over twice"
             );
         });
@@ -508,7 +511,11 @@ fn a_taken_workbook_is_handed_over_not_written() {
         for (name, bytes) in taken.iter() {
             let copy = root.path().join(name);
             std::fs::write(&copy, bytes).unwrap();
-            assert_eq!(sheet(&copy, 0), sheet(&plain.path().join(name), 0), "{name}");
+            assert_eq!(
+                sheet(&copy, 0),
+                sheet(&plain.path().join(name), 0),
+                "{name}"
+            );
             assert_eq!(noted_cells(&copy), noted_cells(&plain.path().join(name)));
         }
         // Nothing else beside the folder: no staging folder left behind.
