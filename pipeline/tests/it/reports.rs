@@ -525,3 +525,65 @@ fn a_taken_workbook_is_handed_over_not_written() {
         );
     }
 }
+
+/// The rows that load are those without an error, warnings allowed, at their positions
+/// in the validated rows, whatever comes before them: one row per case of the fixture.
+#[test]
+fn valid_positions_are_the_rows_without_an_error() {
+    let fx = fixture();
+    // (the fixture's row, loads)
+    let table = [
+        (0, true),  // clean
+        (1, false), // bad phone
+        (2, false), // bad ethnicity, a formula
+        (3, false), // bad ID check digit
+        (4, false), // bad name
+        (5, false), // unknown branch
+        (6, true),  // a warning only (parentheses in the branch name)
+        (7, false), // joined too young
+    ];
+    let v = validate(
+        &workbook(
+            TemplateKind::Members,
+            &["导入下级团支部团员团干部"],
+            None,
+            &rows_of(&fx.broken),
+            false,
+        ),
+        TemplateKind::Members,
+        GUANGDONG,
+    );
+    let want: Vec<u32> = table.iter().filter(|c| c.1).map(|c| c.0).collect();
+    assert_eq!(v.valid_positions().unwrap(), want);
+    // An error first and last, reversed: the positions follow the rows.
+    let mut reversed = fx.broken.clone();
+    reversed.reverse();
+    let v = validate(
+        &workbook(
+            TemplateKind::Members,
+            &["导入下级团支部团员团干部"],
+            None,
+            &rows_of(&reversed),
+            false,
+        ),
+        TemplateKind::Members,
+        GUANGDONG,
+    );
+    let mut want: Vec<u32> = want.iter().map(|&i| 7 - i).collect();
+    want.sort();
+    assert_eq!(v.valid_positions().unwrap(), want);
+    // A clean file: every row; the positions index `rows` itself.
+    let v = validate(
+        &workbook(
+            TemplateKind::Members,
+            &["导入下级团支部团员团干部"],
+            None,
+            &rows_of(&fx.clean),
+            false,
+        ),
+        TemplateKind::Members,
+        GUANGDONG,
+    );
+    assert_eq!(v.valid_positions().unwrap(), (0..8).collect::<Vec<u32>>());
+    assert_eq!(v.rows.height(), 8);
+}
