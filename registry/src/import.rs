@@ -111,8 +111,8 @@ pub struct Imported {
 
 /// Validates `bytes` against the registry as `orgs`' uploader, loads the valid rows under
 /// `upload_id`, writes every report into `reports_to.dir` (handing each organisation
-/// workbook to its `on_workbook`, when there is one, as it is made), has `publish` put them where they belong, and
-/// records the outcome: all of it, or (on an error) nothing.
+/// workbook to its `on_workbook`, when there is one, as it is made), has `publish` put
+/// them where they belong, and records the outcome: all of it, or (on an error) nothing.
 #[tracing::instrument(skip_all, fields(upload_id = upload_id, bytes = bytes.len()))]
 pub async fn import(
     pool: &PgPool,

@@ -99,6 +99,18 @@ fn rows_of(people: &[Person]) -> Vec<BTreeMap<Field, V>> {
         .collect()
 }
 
+/// `people` uploaded on template A by the province, validated.
+fn members(people: &[Person]) -> pipeline::Validation {
+    let bytes = workbook(
+        TemplateKind::Members,
+        &["导入下级团支部团员团干部"],
+        None,
+        &rows_of(people),
+        false,
+    );
+    validate(&bytes, TemplateKind::Members, GUANGDONG)
+}
+
 #[test]
 fn an_upload_writes_every_report() {
     let fx = fixture();
@@ -462,15 +474,7 @@ fn letting_go_of_clean_rows_changes_no_report() {
 /// staging folder becomes it) and when it exists (files are moved in one by one).
 #[test]
 fn a_taken_workbook_is_handed_over_not_written() {
-    let fx = fixture();
-    let bytes = workbook(
-        TemplateKind::Members,
-        &["导入下级团支部团员团干部"],
-        None,
-        &rows_of(&fx.broken),
-        false,
-    );
-    let v = validate(&bytes, TemplateKind::Members, GUANGDONG);
+    let v = members(&fixture().broken);
     let plain = tempfile::tempdir().unwrap();
     let written = report::write_reports(&v, plain.path()).unwrap();
     let uploader = ["escalations.xlsx", "summary.json", "summary.xlsx"];
@@ -542,48 +546,18 @@ fn valid_positions_are_the_rows_without_an_error() {
         (6, true),  // a warning only (parentheses in the branch name)
         (7, false), // joined too young
     ];
-    let v = validate(
-        &workbook(
-            TemplateKind::Members,
-            &["导入下级团支部团员团干部"],
-            None,
-            &rows_of(&fx.broken),
-            false,
-        ),
-        TemplateKind::Members,
-        GUANGDONG,
-    );
+    let v = members(&fx.broken);
     let want: Vec<u32> = table.iter().filter(|c| c.1).map(|c| c.0).collect();
     assert_eq!(v.valid_positions().unwrap(), want);
     // An error first and last, reversed: the positions follow the rows.
     let mut reversed = fx.broken.clone();
     reversed.reverse();
-    let v = validate(
-        &workbook(
-            TemplateKind::Members,
-            &["导入下级团支部团员团干部"],
-            None,
-            &rows_of(&reversed),
-            false,
-        ),
-        TemplateKind::Members,
-        GUANGDONG,
-    );
+    let v = members(&reversed);
     let mut want: Vec<u32> = want.iter().map(|&i| 7 - i).collect();
     want.sort();
     assert_eq!(v.valid_positions().unwrap(), want);
     // A clean file: every row; the positions index `rows` itself.
-    let v = validate(
-        &workbook(
-            TemplateKind::Members,
-            &["导入下级团支部团员团干部"],
-            None,
-            &rows_of(&fx.clean),
-            false,
-        ),
-        TemplateKind::Members,
-        GUANGDONG,
-    );
+    let v = members(&fx.clean);
     assert_eq!(v.valid_positions().unwrap(), (0..8).collect::<Vec<u32>>());
     assert_eq!(v.rows.height(), 8);
 }
