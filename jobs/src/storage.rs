@@ -37,6 +37,8 @@ pub enum StorageError {
     },
     #[error("reading a report to upload: {0}")]
     Io(#[from] std::io::Error),
+    #[error("bundling the organisation workbooks: {0}")]
+    Bundle(#[from] pipeline::bundle::BundleError),
 }
 
 impl StorageError {
@@ -53,7 +55,7 @@ impl StorageError {
     pub fn is_transient(&self) -> bool {
         !matches!(
             self,
-            StorageError::Missing { .. } | StorageError::TooLarge { .. }
+            StorageError::Missing { .. } | StorageError::TooLarge { .. } | StorageError::Bundle(_)
         )
     }
 }
@@ -224,6 +226,153 @@ impl Storage {
             return Err(too_large(bytes.len() as u64));
         }
         Ok(bytes.to_vec())
+    }
+
+    /// `length` bytes of an object from `offset` (an entry of a workbook bundle), as a
+    /// stream: the caller passes it on without holding it whole.
+    pub async fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<
+        impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+        StorageError,
+    > {
+        let body = if length == 0 {
+            ByteStream::from_static(b"")
+        } else {
+            self.get_range_body(key, offset, length).await?
+        };
+        Ok(futures::stream::unfold(body, |mut body| async move {
+            let chunk = body.next().await?;
+            Some((chunk.map_err(std::io::Error::other), body))
+        }))
+    }
+
+    async fn get_range_body(
+        &self,
+        key: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<ByteStream, StorageError> {
+        let range = format!("bytes={offset}-{}", offset + length - 1);
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(range)
+            .send()
+            .await
+        {
+            Ok(o) if o.content_length() == Some(length as i64) => Ok(o.body),
+            // A store that ignored the range, or an object shorter than the record says.
+            Ok(o) => Err(StorageError::Unavailable {
+                op: "get range",
+                bucket: self.bucket.clone(),
+                key: key.to_string(),
+                detail: format!(
+                    "asked for {length} bytes at {offset}, got {:?}",
+                    o.content_length()
+                ),
+            }),
+            Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => {
+                Err(StorageError::Missing {
+                    bucket: self.bucket.clone(),
+                    key: key.to_string(),
+                })
+            }
+            Err(e) => Err(StorageError::unavailable("get range", &self.bucket, key, e)),
+        }
+    }
+
+    /// Starts a multipart upload of `key`; its id.
+    pub async fn start_multipart(&self, key: &str) -> Result<String, StorageError> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| StorageError::unavailable("start multipart", &self.bucket, key, e))?;
+        out.upload_id
+            .ok_or_else(|| StorageError::Unavailable {
+                op: "start multipart",
+                bucket: self.bucket.clone(),
+                key: key.to_string(),
+                detail: "no upload id in the answer".into(),
+            })
+    }
+
+    /// Puts part `number` (from 1) of a multipart upload, with a plain body as
+    /// [`Storage::put`] does; its ETag.
+    pub async fn put_part(
+        &self,
+        key: &str,
+        upload: &str,
+        number: i32,
+        bytes: Vec<u8>,
+    ) -> Result<String, StorageError> {
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload)
+            .part_number(number)
+            .body(ByteStream::from(bytes))
+            .customize()
+            .disable_payload_signing()
+            .send()
+            .await
+            .map_err(|e| StorageError::unavailable("put part", &self.bucket, key, e))?;
+        Ok(out.e_tag.unwrap_or_default())
+    }
+
+    /// Ends a multipart upload: the object becomes `parts` (number, ETag) in order.
+    pub async fn complete_multipart(
+        &self,
+        key: &str,
+        upload: &str,
+        mut parts: Vec<(i32, String)>,
+    ) -> Result<(), StorageError> {
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        parts.sort_unstable_by_key(|p| p.0);
+        let parts = parts
+            .into_iter()
+            .map(|(n, tag)| CompletedPart::builder().part_number(n).e_tag(tag).build())
+            .collect();
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| StorageError::unavailable("complete multipart", &self.bucket, key, e))?;
+        Ok(())
+    }
+
+    /// Drops a multipart upload and its parts (after a failure; best effort).
+    pub async fn abort_multipart(&self, key: &str, upload: &str) {
+        if let Err(e) = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload)
+            .send()
+            .await
+        {
+            tracing::warn!(key, error = %DisplayErrorContext(e), "could not abort a multipart upload");
+        }
     }
 
     /// Keys under a prefix.

@@ -3,6 +3,7 @@
 //! needs of the registry (organisations) it asks through [`orgs::OrgResolver`].
 
 pub mod blank;
+pub mod bundle;
 mod bounds;
 mod branch_book;
 pub mod normalise;

@@ -28,7 +28,13 @@ pub enum Resource<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Grant {
     Upload,
-    Report { object_key: String, kind: String },
+    /// A report: the object holding it and, for an entry of the upload's workbook
+    /// bundle, the bytes of it that are the report (`(offset, length)`).
+    Report {
+        object_key: String,
+        kind: String,
+        range: Option<(i64, i64)>,
+    },
     Org { id: i64, full_name: String },
 }
 
@@ -51,16 +57,23 @@ pub async fn authorize(
         .fetch_optional(pool)
         .await?
         .map(|_| Grant::Upload),
-        Resource::Report { upload_id, name } => sqlx::query_as::<_, (String, String)>(
-            "SELECT r.object_key, r.kind FROM upload_reports r JOIN orgs b ON b.id = r.org_id
-             WHERE r.upload_id = $1 AND r.name = $2 AND $3 = ANY(b.path)",
-        )
-        .bind(upload_id)
-        .bind(name)
-        .bind(viewer_org)
-        .fetch_optional(pool)
-        .await?
-        .map(|(object_key, kind)| Grant::Report { object_key, kind }),
+        Resource::Report { upload_id, name } => {
+            sqlx::query_as::<_, (String, String, Option<i64>, Option<i64>)>(
+                "SELECT r.object_key, r.kind, r.byte_offset, r.byte_length
+                 FROM upload_reports r JOIN orgs b ON b.id = r.org_id
+                 WHERE r.upload_id = $1 AND r.name = $2 AND $3 = ANY(b.path)",
+            )
+            .bind(upload_id)
+            .bind(name)
+            .bind(viewer_org)
+            .fetch_optional(pool)
+            .await?
+            .map(|(object_key, kind, offset, length)| Grant::Report {
+                object_key,
+                kind,
+                range: offset.zip(length),
+            })
+        }
         Resource::Org(name) => sqlx::query_as(
             "SELECT o.id, o.full_name FROM orgs o WHERE o.name_key = $1 AND $2 = ANY(o.path)",
         )

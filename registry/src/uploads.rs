@@ -71,6 +71,9 @@ pub struct StoredReport {
     pub org: Option<String>,
     /// Where it is: a path under the report folder, or an object key.
     pub key: String,
+    /// Where in that object, when it is an entry of the upload's workbook bundle
+    /// (`None`: the whole object).
+    pub span: Option<pipeline::bundle::Span>,
 }
 
 /// The reports of a [`ReportSet`], stored under `prefix`.
@@ -93,6 +96,7 @@ pub fn stored_reports(set: &ReportSet, prefix: &str) -> Vec<StoredReport> {
                 },
                 org,
                 key: format!("{prefix}{f}"),
+                span: None,
             }
         })
         .collect()
@@ -211,11 +215,20 @@ async fn record_reports(
         .map(|r| r.org.as_deref().map(normalise_org))
         .collect();
     let keys: Vec<&str> = reports.iter().map(|r| r.key.as_str()).collect();
+    let offsets: Vec<Option<i64>> = reports
+        .iter()
+        .map(|r| r.span.map(|s| s.offset as i64))
+        .collect();
+    let lengths: Vec<Option<i64>> = reports
+        .iter()
+        .map(|r| r.span.map(|s| s.len as i64))
+        .collect();
     sqlx::query(
-        "INSERT INTO upload_reports (upload_id, name, kind, org_id, object_key)
-         SELECT $1, r.name, r.kind, coalesce(o.id, u.uploader_org_id), r.object_key
-         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])
-              AS r(name, kind, org_key, object_key)
+        "INSERT INTO upload_reports (upload_id, name, kind, org_id, object_key, byte_offset, byte_length)
+         SELECT $1, r.name, r.kind, coalesce(o.id, u.uploader_org_id), r.object_key, r.byte_offset,
+                r.byte_length
+         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[])
+              AS r(name, kind, org_key, object_key, byte_offset, byte_length)
          JOIN uploads u ON u.id = $1
          LEFT JOIN orgs o ON o.name_key = r.org_key",
     )
@@ -224,6 +237,8 @@ async fn record_reports(
     .bind(&kinds)
     .bind(&orgs)
     .bind(&keys)
+    .bind(&offsets)
+    .bind(&lengths)
     .execute(&mut *conn)
     .await?;
     Ok(())

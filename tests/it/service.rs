@@ -206,17 +206,10 @@ async fn submit_worker_status_and_report_links_end_to_end(pool: sqlx::PgPool) {
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
     expected.sort();
-    let mut got: Vec<String> = links
-        .iter()
-        .map(|l| {
-            let key = l["key"].as_str().unwrap();
-            key.strip_prefix(&format!("reports/{id}/"))
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    got.sort();
-    assert_eq!(got, expected);
+    // Every report is an object of its own but the organisation workbooks, which are
+    // the entries of one zip: together, what `validate` writes.
+    let mut got: Vec<String> = Vec::new();
+    let mut objects: Vec<String> = Vec::new();
     for link in &links {
         let url = link["url"].as_str().unwrap();
         assert!(url.contains("X-Amz-Expires=600"), "{url}");
@@ -226,18 +219,44 @@ async fn submit_worker_status_and_report_links_end_to_end(pool: sqlx::PgPool) {
             .into_body()
             .read_to_vec()
             .unwrap();
-        let name = link["key"].as_str().unwrap().rsplit('/').next().unwrap();
-        let want = std::fs::read(local.path().join(name)).unwrap();
-        if name.ends_with(".json") {
-            let (a, b): (serde_json::Value, serde_json::Value) = (
-                serde_json::from_slice(&body).unwrap(),
-                serde_json::from_slice(&want).unwrap(),
-            );
-            assert_eq!(a, b, "{name}");
+        let key = link["key"].as_str().unwrap();
+        let name = key.strip_prefix(&format!("reports/{id}/")).unwrap();
+        objects.push(name.to_string());
+        let mut compare = |name: &str, body: &[u8]| {
+            got.push(name.to_string());
+            let want = std::fs::read(local.path().join(name)).unwrap();
+            if name.ends_with(".json") {
+                let (a, b): (serde_json::Value, serde_json::Value) = (
+                    serde_json::from_slice(body).unwrap(),
+                    serde_json::from_slice(&want).unwrap(),
+                );
+                assert_eq!(a, b, "{name}");
+            } else {
+                assert_eq!(cells(body), cells(&want), "{name}");
+            }
+        };
+        if name == "workbooks.zip" {
+            use std::io::Read;
+            let mut zip = zip::ZipArchive::new(std::io::Cursor::new(body)).unwrap();
+            for i in 0..zip.len() {
+                let mut entry = zip.by_index(i).unwrap();
+                let entry_name = entry.name().unwrap().to_string();
+                let mut bytes = Vec::new();
+                entry.read_to_end(&mut bytes).unwrap();
+                assert!(entry_name.ends_with(".xlsx"), "{entry_name}");
+                compare(&entry_name, &bytes);
+            }
         } else {
-            assert_eq!(cells(&body), cells(&want), "{name}");
+            compare(name, &body);
         }
     }
+    got.sort();
+    assert_eq!(got, expected);
+    let own = ["summary.json", "summary.xlsx", "escalations.xlsx", "workbooks.zip"];
+    assert!(
+        objects.iter().all(|o| own.contains(&o.as_str())) && objects.contains(&own[3].into()),
+        "one object for all the organisation workbooks: {objects:?}"
+    );
 }
 
 #[sqlx::test(migrations = false)]

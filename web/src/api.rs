@@ -416,7 +416,10 @@ async fn reports(
 
 #[utoipa::path(get, path = "/api/v1/uploads/{id}/reports/{name}",
     params(("id" = i64, Path), ("name" = String, Path)), security(("bearer" = [])),
-    responses((status = 400, body = ErrorBody), (status = 302, description = "a presigned link, valid at most 5 minutes"),
+    responses((status = 400, body = ErrorBody),
+              (status = 200, description = "an organisation workbook (an entry of the upload's workbook bundle), the file itself",
+               content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+              (status = 302, description = "a presigned link, valid at most 5 minutes (summary.xlsx, summary.json, escalations.xlsx)"),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn report(
     State(state): State<AppState>,
@@ -424,7 +427,9 @@ async fn report(
     client: Client,
     Path((id, name)): Path<(i64, String)>,
 ) -> Result<Response, ApiError> {
-    let Grant::Report { object_key, .. } = authorize(
+    let Grant::Report {
+        object_key, range, ..
+    } = authorize(
         &state,
         &v,
         Resource::Report {
@@ -436,10 +441,40 @@ async fn report(
     else {
         return Err(ApiError::NotFound);
     };
-    let link = state
-        .storage
-        .presign_get(&object_key, state.config.link_expiry)
-        .await?;
+    // An entry of the workbook bundle: its bytes of the bundle, passed through. A link
+    // cannot carry the range, so there is none to give.
+    let response = match range {
+        Some((offset, length)) => {
+            let body = state
+                .storage
+                .get_range(&object_key, offset as u64, length as u64)
+                .await?;
+            let disposition = format!(
+                "attachment; filename=\"report.xlsx\"; filename*=UTF-8''{}",
+                percent(&name)
+            );
+            (
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+                            .to_string(),
+                    ),
+                    (header::CONTENT_DISPOSITION, disposition),
+                    (header::CONTENT_LENGTH, length.to_string()),
+                ],
+                axum::body::Body::from_stream(body),
+            )
+                .into_response()
+        }
+        None => {
+            let link = state
+                .storage
+                .presign_get(&object_key, state.config.link_expiry)
+                .await?;
+            (StatusCode::FOUND, [(header::LOCATION, link)]).into_response()
+        }
+    };
     audit(
         &state,
         Some(v.admin.id),
@@ -449,7 +484,7 @@ async fn report(
         &client,
     )
     .await?;
-    Ok((StatusCode::FOUND, [(header::LOCATION, link)]).into_response())
+    Ok(response)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -2,6 +2,7 @@
 
 mod ages;
 mod blank;
+mod bundle;
 mod dev_number;
 mod fast_reader;
 mod fields;
