@@ -49,7 +49,8 @@ enum Command {
     },
     /// An upload's status, counts, timings and reports, as JSON.
     Status(service::StatusArgs),
-    /// Download links (presigned) to an upload's reports, as JSON.
+    /// Download links (presigned) to an upload's report objects, as JSON; the
+    /// organisation workbooks are the entries of one object, workbooks.zip.
     Reports(service::ReportsArgs),
     /// Benchmark floor: calamine alone reading every cell of an xlsx, nothing else.
     #[command(hide = true)]

@@ -3,6 +3,7 @@
 //! `registry::import`, the same as `roster import`, and every SQL statement outside the
 //! queue library's own is the registry's.
 
+pub mod bundle;
 pub mod cron;
 pub mod queue;
 pub mod status;

@@ -297,13 +297,12 @@ impl Storage {
             .send()
             .await
             .map_err(|e| StorageError::unavailable("start multipart", &self.bucket, key, e))?;
-        out.upload_id
-            .ok_or_else(|| StorageError::Unavailable {
-                op: "start multipart",
-                bucket: self.bucket.clone(),
-                key: key.to_string(),
-                detail: "no upload id in the answer".into(),
-            })
+        out.upload_id.ok_or_else(|| StorageError::Unavailable {
+            op: "start multipart",
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            detail: "no upload id in the answer".into(),
+        })
     }
 
     /// Puts part `number` (from 1) of a multipart upload, with a plain body as

@@ -16,6 +16,7 @@ use apalis_cron::CronScheduler;
 use futures::{StreamExt, TryStreamExt};
 use sqlx::PgPool;
 
+use crate::bundle::BUNDLE;
 use crate::queue::{Liveness, ProcessUpload, backend};
 use crate::storage::{Storage, StorageError};
 
@@ -220,7 +221,11 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
     // Publish: organisation workbooks are uploaded as they are made; then the rest of the
     // reports, then leftovers of an earlier attempt are dropped, so exactly one set
     // remains. It all happens before the load commits.
-    let (on_workbook, streamed) = stream_workbooks(&ctx.storage, upload_id);
+    let (on_workbook, streamed) = crate::bundle::stream(
+        &ctx.storage,
+        format!("reports/{upload_id}/{BUNDLE}"),
+        crate::bundle::PART_BYTES,
+    );
     let publish_reports = async |dir: &std::path::Path, set: &pipeline::report::ReportSet| {
         progress.stage("publish");
         publish(
@@ -281,151 +286,6 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
     Ok(())
 }
 
-/// The object holding every organisation workbook of an upload, under its prefix.
-pub const BUNDLE: &str = "workbooks.zip";
-
-/// Parts of the bundle's multipart upload: S3 wants at least 5 MiB but for the last.
-const PART_BYTES: usize = 8 << 20;
-
-/// The organisation workbooks the streaming uploader stored, once it has stored them all:
-/// where each is in the bundle (none: no bundle was stored).
-type Streamed = tokio::task::JoinHandle<
-    Result<std::collections::HashMap<String, pipeline::bundle::Span>, StorageError>,
->;
-
-/// The report writer's hook and the task it feeds: each organisation workbook goes into
-/// the upload's bundle as soon as it is made, and the bundle goes to the store in parts
-/// while it grows, [`PARTS_IN_FLIGHT`] at a time (one plain put when it stays under a
-/// part). One object per upload instead of one per organisation: a 1M-row upload has
-/// ~18,600 workbooks, and a request each cost the store and the worker more than the
-/// bytes. The task ends when the hook is dropped (the writer is done) and the bundle is
-/// stored.
-fn stream_workbooks(storage: &Storage, upload_id: i64) -> (pipeline::report::OnWorkbook, Streamed) {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, Vec<u8>)>(64);
-    let storage = storage.clone();
-    let key = format!("reports/{upload_id}/{BUNDLE}");
-    let task = tokio::spawn(async move {
-        let mut bundle = pipeline::bundle::Bundle::new(chrono::Utc::now().with_timezone(&pipeline::china()).naive_local());
-        let mut spans = std::collections::HashMap::new();
-        let mut parts = Parts::new(storage.clone(), key.clone());
-        let stored = async {
-            while let Some((name, bytes)) = rx.recv().await {
-                let span = bundle.add(&name, &bytes)?;
-                spans.insert(name, span);
-                if bundle.buffered() >= PART_BYTES {
-                    parts.send(bundle.take()).await?;
-                }
-            }
-            if spans.is_empty() {
-                return Ok(());
-            }
-            let rest = bundle.finish();
-            match parts.upload.is_some() {
-                true => parts.finish(rest).await,
-                false => storage.put(&key, rest).await,
-            }
-        }
-        .await;
-        match stored {
-            Ok(()) => Ok(spans),
-            Err(e) => {
-                parts.abort().await;
-                Err(e)
-            }
-        }
-    });
-    // Called on the report writer's threads, never on the runtime's: blocking is fine,
-    // and it holds the writer back when the store is slower than the writer.
-    let hook = move |name: &str, bytes: Vec<u8>| {
-        // A closed channel means the uploader failed: `publish` reports its error.
-        let _ = tx.blocking_send((name.to_string(), bytes));
-    };
-    (Arc::new(hook), task)
-}
-
-/// Bundle parts in flight at once.
-const PARTS_IN_FLIGHT: usize = 4;
-
-/// The bundle's multipart upload, started by its first part.
-struct Parts {
-    storage: Storage,
-    key: String,
-    upload: Option<String>,
-    sent: i32,
-    in_flight: tokio::task::JoinSet<Result<(i32, String), StorageError>>,
-    done: Vec<(i32, String)>,
-}
-
-impl Parts {
-    fn new(storage: Storage, key: String) -> Parts {
-        Parts {
-            storage,
-            key,
-            upload: None,
-            sent: 0,
-            in_flight: tokio::task::JoinSet::new(),
-            done: Vec::new(),
-        }
-    }
-
-    /// Sends the next part, once fewer than [`PARTS_IN_FLIGHT`] are on their way.
-    async fn send(&mut self, bytes: Vec<u8>) -> Result<(), StorageError> {
-        let upload = match &self.upload {
-            Some(u) => u.clone(),
-            None => {
-                let u = self.storage.start_multipart(&self.key).await?;
-                self.upload = Some(u.clone());
-                u
-            }
-        };
-        while self.in_flight.len() >= PARTS_IN_FLIGHT {
-            self.join_one().await?;
-        }
-        self.sent += 1;
-        let (storage, key, number) = (self.storage.clone(), self.key.clone(), self.sent);
-        self.in_flight.spawn(async move {
-            let tag = storage.put_part(&key, &upload, number, bytes).await?;
-            Ok((number, tag))
-        });
-        Ok(())
-    }
-
-    async fn join_one(&mut self) -> Result<(), StorageError> {
-        if let Some(joined) = self.in_flight.join_next().await {
-            let part = joined.map_err(|e| StorageError::Unavailable {
-                op: "put part",
-                bucket: self.storage.bucket.clone(),
-                key: self.key.clone(),
-                detail: e.to_string(),
-            })??;
-            self.done.push(part);
-        }
-        Ok(())
-    }
-
-    /// Sends the last part and makes the object of them all.
-    async fn finish(&mut self, last: Vec<u8>) -> Result<(), StorageError> {
-        self.send(last).await?;
-        while !self.in_flight.is_empty() {
-            self.join_one().await?;
-        }
-        let upload = self.upload.clone().unwrap_or_default();
-        let parts = std::mem::take(&mut self.done);
-        self.storage
-            .complete_multipart(&self.key, &upload, parts)
-            .await
-    }
-
-    /// Stops the parts in flight and drops the upload, so no parts are left stored.
-    async fn abort(&mut self) {
-        self.in_flight.abort_all();
-        while self.in_flight.join_next().await.is_some() {}
-        if let Some(upload) = self.upload.take() {
-            self.storage.abort_multipart(&self.key, &upload).await;
-        }
-    }
-}
-
 /// Waits for the workbook bundle, puts every other report of `set` (files under `dir`)
 /// under `reports/<upload_id>/`, and deletes what an earlier attempt left there that this
 /// one did not write, a thousand keys a request.
@@ -436,17 +296,24 @@ async fn publish(
     dir: &std::path::Path,
     set: &pipeline::report::ReportSet,
     fetch_s: f64,
-    streamed: Streamed,
+    streamed: crate::bundle::Storing,
 ) -> Result<registry::import::Published, StorageError> {
     let prefix = format!("reports/{upload_id}/");
     let bundle_key = format!("{prefix}{BUNDLE}");
     let clock = Instant::now();
-    let spans = streamed.await.map_err(|e| StorageError::Unavailable {
-        op: "upload reports",
-        bucket: storage.bucket.clone(),
-        key: bundle_key.clone(),
-        detail: e.to_string(),
-    })??;
+    let crate::bundle::Stored { spans, parts } =
+        streamed.await.map_err(|e| StorageError::Unavailable {
+            op: "upload reports",
+            bucket: storage.bucket.clone(),
+            key: bundle_key.clone(),
+            detail: e.to_string(),
+        })??;
+    tracing::info!(
+        upload_id,
+        workbooks = spans.len(),
+        parts,
+        "workbook bundle stored"
+    );
     let wait_s = clock.elapsed().as_secs_f64();
     let mut reports = registry::uploads::stored_reports(set, &prefix);
     let mut keys = Vec::new();

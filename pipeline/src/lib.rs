@@ -3,9 +3,9 @@
 //! needs of the registry (organisations) it asks through [`orgs::OrgResolver`].
 
 pub mod blank;
-pub mod bundle;
 mod bounds;
 mod branch_book;
+pub mod bundle;
 pub mod normalise;
 pub mod orgs;
 pub mod person;

@@ -35,7 +35,10 @@ pub enum Grant {
         kind: String,
         range: Option<(i64, i64)>,
     },
-    Org { id: i64, full_name: String },
+    Org {
+        id: i64,
+        full_name: String,
+    },
 }
 
 /// The one access check: `Some` when an admin of `viewer_org` may see `resource`, `None`

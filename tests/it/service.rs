@@ -252,7 +252,12 @@ async fn submit_worker_status_and_report_links_end_to_end(pool: sqlx::PgPool) {
     }
     got.sort();
     assert_eq!(got, expected);
-    let own = ["summary.json", "summary.xlsx", "escalations.xlsx", "workbooks.zip"];
+    let own = [
+        "summary.json",
+        "summary.xlsx",
+        "escalations.xlsx",
+        "workbooks.zip",
+    ];
     assert!(
         objects.iter().all(|o| own.contains(&o.as_str())) && objects.contains(&own[3].into()),
         "one object for all the organisation workbooks: {objects:?}"
@@ -892,4 +897,136 @@ async fn postgres_restarted_while_a_copy_streams(_shared: sqlx::PgPool) {
     assert!(s["attempts"].as_i64().unwrap() >= 2, "retried: {s}");
     assert_eq!(s["rows_valid"].as_i64(), Some(rows as i64));
     assert_clean_end(&pool, &s3, &s).await;
+}
+
+/// Workbooks `(name, bytes)` of the given sizes, their bytes unlike each other's.
+fn workbooks(sizes: &[usize]) -> Vec<(String, Vec<u8>)> {
+    let mut x: u32 = 2_463_534_242;
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| {
+            let bytes = (0..size)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x as u8
+                })
+                .collect();
+            (format!("共青团第{i}团支部.xlsx"), bytes)
+        })
+        .collect()
+}
+
+/// Feeds `books` to a bundle uploader from a writer's thread, as the report writer does.
+async fn bundle_of(
+    storage: &jobs::Storage,
+    key: &str,
+    part_bytes: usize,
+    books: &[(String, Vec<u8>)],
+) -> Result<jobs::bundle::Stored, jobs::StorageError> {
+    let (hook, storing) = jobs::bundle::stream(storage, key.to_string(), part_bytes);
+    let books = books.to_vec();
+    tokio::task::spawn_blocking(move || {
+        for (name, bytes) in books {
+            hook(&name, bytes);
+        }
+    })
+    .await
+    .unwrap();
+    storing.await.unwrap()
+}
+
+/// The organisation workbooks stored as one zip: a plain put under a part, a multipart
+/// upload over it (parts counted), nothing without workbooks; each workbook comes back
+/// whole by its range, and the object opens as a zip of them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workbook_bundle_is_one_object_read_back_by_range() {
+    use futures::StreamExt;
+    let s3 = S3::start();
+    let storage = jobs::Storage::with_endpoint(
+        &s3.endpoint(),
+        super::s3::ACCESS_KEY,
+        super::s3::SECRET_KEY,
+        BUCKET,
+    );
+    storage.ensure_bucket().await.unwrap();
+    const MIB: usize = 1 << 20;
+    // (case, workbook sizes, part size, parts expected)
+    let table: &[(&str, Vec<usize>, usize, u32)] = &[
+        ("none", vec![], MIB, 0),
+        ("under-a-part", vec![10_000, 0, 70_000], MIB, 0),
+        ("one-big-workbook", vec![3 * MIB + 5], MIB, 2),
+        ("many-parts", vec![150_000; 40], MIB, 6),
+        // A workbook's local header and name ("共青团第0团支部.xlsx") take 57 bytes.
+        ("just-under-a-part", vec![MIB - 58], MIB, 0),
+        ("exactly-a-part", vec![MIB - 57], MIB, 2),
+    ];
+    for (case, sizes, part, parts) in table {
+        let books = workbooks(sizes);
+        let key = format!("reports/{case}/workbooks.zip");
+        let stored = bundle_of(&storage, &key, *part, &books).await.unwrap();
+        assert_eq!(stored.parts, *parts, "{case}");
+        assert_eq!(stored.spans.len(), books.len(), "{case}");
+        if books.is_empty() {
+            assert!(storage.list(&key).await.unwrap().is_empty(), "{case}");
+            continue;
+        }
+        for (name, bytes) in &books {
+            let span = stored.spans[name];
+            let body = storage
+                .get_range(&key, span.offset, span.len)
+                .await
+                .unwrap();
+            let mut body = std::pin::pin!(body);
+            let mut got = Vec::new();
+            while let Some(chunk) = body.next().await {
+                got.extend_from_slice(&chunk.unwrap());
+            }
+            assert!(got == *bytes, "{case}: {name} by its range");
+        }
+        let whole = storage.get(BUCKET, &key, u64::MAX).await.unwrap();
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(whole)).unwrap();
+        assert_eq!(zip.len(), books.len(), "{case}");
+        for (name, bytes) in &books {
+            use std::io::Read;
+            let mut got = Vec::new();
+            zip.by_name(name).unwrap().read_to_end(&mut got).unwrap();
+            assert!(got == *bytes, "{case}: {name} in the zip");
+        }
+    }
+}
+
+/// The store gone while the bundle streams: the uploader fails with a transient error,
+/// and no object is left at the key for a reader to take as the bundle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_whose_store_fails_is_not_stored() {
+    let mut s3 = S3::start();
+    let storage = jobs::Storage::with_endpoint(
+        &s3.endpoint(),
+        super::s3::ACCESS_KEY,
+        super::s3::SECRET_KEY,
+        BUCKET,
+    );
+    storage.ensure_bucket().await.unwrap();
+    let key = "reports/9/workbooks.zip";
+    let (hook, storing) = jobs::bundle::stream(&storage, key.to_string(), 1 << 20);
+    let books = workbooks(&[400_000; 12]);
+    let (first, rest) = books.split_at(6);
+    let (first, rest) = (first.to_vec(), rest.to_vec());
+    let feed = |books: Vec<(String, Vec<u8>)>, hook: pipeline::report::OnWorkbook| {
+        tokio::task::spawn_blocking(move || {
+            for (name, bytes) in books {
+                hook(&name, bytes);
+            }
+        })
+    };
+    feed(first, hook.clone()).await.unwrap();
+    s3.stop();
+    feed(rest, hook).await.unwrap();
+    let e = storing.await.unwrap().unwrap_err();
+    assert!(e.is_transient(), "{e}");
+    s3.resume();
+    assert!(storage.list("reports/9/").await.unwrap().is_empty());
 }

@@ -15,7 +15,11 @@ fn when() -> chrono::NaiveDateTime {
 
 /// Writes `entries`, taking the bytes out after every `take_every`-th entry (0: never),
 /// and gives the archive and the spans.
-fn write(entries: &[(String, Vec<u8>)], zip64_from: u64, take_every: usize) -> (Vec<u8>, Vec<Span>) {
+fn write(
+    entries: &[(String, Vec<u8>)],
+    zip64_from: u64,
+    take_every: usize,
+) -> (Vec<u8>, Vec<Span>) {
     let mut b = Bundle::with_zip64_from(when(), zip64_from);
     let mut out = Vec::new();
     let mut spans = Vec::new();
@@ -48,7 +52,14 @@ fn assert_reads_back(archive: &[u8], entries: &[(String, Vec<u8>)], spans: &[Spa
         assert_eq!(f.unix_mode(), Some(0o100644));
         let t = f.last_modified().unwrap();
         assert_eq!(
-            (t.year(), t.month(), t.day(), t.hour(), t.minute(), t.second()),
+            (
+                t.year(),
+                t.month(),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            ),
             (2026, 12, 4, 13, 37, 42)
         );
         let mut read = Vec::new();
@@ -123,10 +134,7 @@ fn an_empty_bundle_is_an_empty_zip() {
 fn a_name_too_long_for_zip_is_refused() {
     let mut b = Bundle::new(when());
     let name = "团".repeat(30_000);
-    assert_eq!(
-        b.add(&name, b"x"),
-        Err(BundleError::NameTooLong(90_000))
-    );
+    assert_eq!(b.add(&name, b"x"), Err(BundleError::NameTooLong(90_000)));
     assert!(b.is_empty(), "nothing half-written");
     assert_eq!(b.entries(), 0);
 }
