@@ -11,8 +11,12 @@ use crate::storage::{Storage, StorageError};
 /// The object holding every organisation workbook of an upload, under its prefix.
 pub const BUNDLE: &str = "workbooks.zip";
 
-/// Parts of the bundle's multipart upload: S3 wants at least 5 MiB but for the last.
+/// Parts of the bundle's multipart upload.
 pub const PART_BYTES: usize = 8 << 20;
+
+/// The smallest part S3 takes but for the last (`EntityTooSmall`): a smaller
+/// `part_bytes` is raised to it.
+pub const MIN_PART_BYTES: usize = 5 << 20;
 
 /// What the streaming uploader stored, once it has stored it all.
 #[derive(Debug, Default)]
@@ -28,7 +32,7 @@ pub type Storing = tokio::task::JoinHandle<Result<Stored, StorageError>>;
 
 /// The report writer's hook and the task it feeds: each organisation workbook goes into
 /// the bundle stored at `key` as soon as it is made, and the bundle goes to the store in
-/// parts of `part_bytes` while it grows, [`PARTS_IN_FLIGHT`] at a time (one plain put
+/// parts of `part_bytes` (at least [`MIN_PART_BYTES`]) while it grows, [`PARTS_IN_FLIGHT`] at a time (one plain put
 /// when it stays under a part; nothing when no workbook comes). One object per upload
 /// instead of one per organisation: a 1M-row upload has ~18,600 workbooks, and a request
 /// each cost the store and the worker more than the bytes. The task ends when the hook
@@ -37,6 +41,7 @@ pub type Storing = tokio::task::JoinHandle<Result<Stored, StorageError>>;
 ///
 /// The hook blocks: call it from the writer's threads, never the runtime's.
 pub fn stream(storage: &Storage, key: String, part_bytes: usize) -> (OnWorkbook, Storing) {
+    let part_bytes = part_bytes.max(MIN_PART_BYTES);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, Vec<u8>)>(64);
     let storage = storage.clone();
     let task = tokio::spawn(async move {

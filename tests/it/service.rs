@@ -953,15 +953,20 @@ async fn the_workbook_bundle_is_one_object_read_back_by_range() {
     );
     storage.ensure_bucket().await.unwrap();
     const MIB: usize = 1 << 20;
+    let part = jobs::bundle::MIN_PART_BYTES;
     // (case, workbook sizes, part size, parts expected)
     let table: &[(&str, Vec<usize>, usize, u32)] = &[
-        ("none", vec![], MIB, 0),
-        ("under-a-part", vec![10_000, 0, 70_000], MIB, 0),
-        ("one-big-workbook", vec![3 * MIB + 5], MIB, 2),
-        ("many-parts", vec![150_000; 40], MIB, 6),
+        ("none", vec![], part, 0),
+        ("under-a-part", vec![10_000, 0, 70_000], part, 0),
+        ("one-big-workbook", vec![3 * part + 5], part, 2),
+        // Seven workbooks (with their headers) make a part: five of them, then the last
+        // five workbooks and the central directory.
+        ("many-parts", vec![750_000; 40], part, 6),
         // A workbook's local header and name ("共青团第0团支部.xlsx") take 57 bytes.
-        ("just-under-a-part", vec![MIB - 58], MIB, 0),
-        ("exactly-a-part", vec![MIB - 57], MIB, 2),
+        ("just-under-a-part", vec![part - 58], part, 0),
+        ("exactly-a-part", vec![part - 57], part, 2),
+        // Smaller parts than S3 takes are raised to its minimum (1 MiB parts: four).
+        ("parts-too-small", vec![2 * MIB; 3], MIB, 2),
     ];
     for (case, sizes, part, parts) in table {
         let books = workbooks(sizes);
@@ -1011,9 +1016,10 @@ async fn a_bundle_whose_store_fails_is_not_stored() {
     );
     storage.ensure_bucket().await.unwrap();
     let key = "reports/9/workbooks.zip";
-    let (hook, storing) = jobs::bundle::stream(&storage, key.to_string(), 1 << 20);
-    let books = workbooks(&[400_000; 12]);
-    let (first, rest) = books.split_at(6);
+    let (hook, storing) = jobs::bundle::stream(&storage, key.to_string(), 0);
+    // A part is on its way (or stored) before the store goes.
+    let books = workbooks(&[1_000_000; 12]);
+    let (first, rest) = books.split_at(7);
     let (first, rest) = (first.to_vec(), rest.to_vec());
     let feed = |books: Vec<(String, Vec<u8>)>, hook: pipeline::report::OnWorkbook| {
         tokio::task::spawn_blocking(move || {
