@@ -184,12 +184,14 @@ pub async fn import(
         let report_clock = Instant::now();
         let found: Vec<_> = found.iter().map(|f| (f.row, f.code)).collect();
         let made = tokio::task::spawn_blocking(move || -> Result<_, ImportError> {
-            v.add_findings(&found)?;
-            v.keep_issue_rows()?;
-            // `on_workbook` ends here, before `publish` waits for what it started.
-            let set = report::write_reports_with(&v, &report_out, on_workbook.as_ref())?;
-            drop(on_workbook);
-            Ok((set, v.counts()?, findings_copy(&v)?, v.warnings.clone()))
+            behind_the_load(move || {
+                v.add_findings(&found)?;
+                v.keep_issue_rows()?;
+                // `on_workbook` ends here, before `publish` waits for what it started.
+                let set = report::write_reports_with(&v, &report_out, on_workbook.as_ref())?;
+                drop(on_workbook);
+                Ok((set, v.counts()?, findings_copy(&v)?, v.warnings.clone()))
+            })
         })
         .await??;
         Ok::<_, ImportError>(Some((made, checks_s, report_clock.elapsed().as_secs_f64())))
@@ -294,4 +296,33 @@ pub async fn rejected(
         reports,
         outcome,
     })
+}
+
+/// Runs `work` (the reports, written while the COPY goes on) on threads of their own at
+/// a lower scheduling priority (nice 10, Linux): the COPY's one backend is what the
+/// upload waits for, and the reports, with seconds to spare before it ends, take the CPU
+/// it leaves. Where cores are free this changes nothing; where they are not (2 cores,
+/// the checks, the COPY text and the reports all runnable), the COPY is not the one
+/// that waits. Elsewhere than Linux, or when the threads cannot be made, `work` runs
+/// where it is called.
+fn behind_the_load<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(rayon::current_num_threads())
+        .thread_name(|i| format!("reports-{i}"))
+        .start_handler(|_| lower_this_threads_priority())
+        .build();
+    match pool {
+        Ok(pool) => pool.install(work),
+        Err(_) => work(),
+    }
+}
+
+/// Nice 10 for the calling thread only (Linux gives each thread its own nice value).
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority with PRIO_PROCESS and 0 changes the calling thread's nice value
+    // and touches no memory; a refusal leaves the priority as it was.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
 }
