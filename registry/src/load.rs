@@ -550,41 +550,83 @@ impl<'a> Keys<'a> {
     /// members, in another branch: `id_registered_elsewhere`). A row whose branch is
     /// unknown is not judged "elsewhere": it may name that very branch with a typo (its
     /// org_not_found says so already).
+    ///
+    /// Each question is one index scan over the chunk's numbers (`= ANY`), answering only
+    /// with the people found; the rows are matched to them here. A join over `unnest`
+    /// asks the same of the index but costs an executor rescan per row: about a third
+    /// more of the checking backend's CPU, which on few cores is taken from the COPY.
     async fn check(&self, conn: &mut PgConnection, members: bool) -> Result<Checked, LoadError> {
-        let taken: Vec<i32> = sqlx::query_scalar(
-            r#"SELECT k.row_number
-               FROM unnest($1::int4[], $2::text[], $3::text[]) AS k(row_number, id_number, dev_number)
-               JOIN people p ON p.dev_number = k.dev_number COLLATE "C"
-                            AND p.id_number IS DISTINCT FROM k.id_number COLLATE "C""#,
+        let devs: Vec<&str> = self.devs.iter().flatten().copied().collect();
+        let holders: Vec<(String, String)> = sqlx::query_as(
+            r#"SELECT dev_number, id_number FROM people WHERE dev_number = ANY($1::text[])"#,
         )
-        .bind(&self.rows)
-        .bind(&self.ids)
-        .bind(&self.devs)
+        .bind(&devs)
         .fetch_all(&mut *conn)
         .await?;
-        let stored: Vec<(i32, bool)> = sqlx::query_as(
-            r#"SELECT k.row_number, $4 AND p.branch_id IS NOT NULL AND p.branch_id <> k.org_id
-                      IS TRUE
-               FROM unnest($1::int4[], $2::text[], $3::int8[]) AS k(row_number, id_number, org_id)
-               JOIN people p ON p.id_number = k.id_number COLLATE "C""#,
+        let ids: Vec<&str> = self.ids.iter().flatten().copied().collect();
+        let people: Vec<(String, Option<i64>)> = sqlx::query_as(
+            r#"SELECT id_number, branch_id FROM people WHERE id_number = ANY($1::text[])"#,
         )
-        .bind(&self.rows)
-        .bind(&self.ids)
-        .bind(&self.orgs)
-        .bind(members)
+        .bind(&ids)
         .fetch_all(&mut *conn)
         .await?;
-        Ok(Checked { taken, stored })
+        Ok(self.answers(&holders, &people, members))
+    }
+
+    /// The rows' answers from the people holding their numbers (`(development number,
+    /// ID number)`) and the people stored under their ID numbers (`(ID number,
+    /// branch)`).
+    fn answers(
+        &self,
+        holders: &[(String, String)],
+        people: &[(String, Option<i64>)],
+        members: bool,
+    ) -> Checked {
+        let holder: std::collections::HashMap<&str, &str> = holders
+            .iter()
+            .map(|(dev, id)| (dev.as_str(), id.as_str()))
+            .collect();
+        let branch: std::collections::HashMap<&str, Option<i64>> = people
+            .iter()
+            .map(|(id, branch)| (id.as_str(), *branch))
+            .collect();
+        let mut checked = Checked {
+            taken: Vec::new(),
+            stored: Vec::new(),
+        };
+        for (((&row, id), dev), org) in self
+            .rows
+            .iter()
+            .zip(&self.ids)
+            .zip(&self.devs)
+            .zip(&self.orgs)
+        {
+            // Held by someone whose ID number is not this row's (or the row has none).
+            if dev
+                .and_then(|d| holder.get(d))
+                .is_some_and(|held_by| Some(*held_by) != *id)
+            {
+                checked.taken.push(row);
+            }
+            if let Some(stored_in) = id.and_then(|i| branch.get(i)) {
+                let elsewhere = members && matches!((stored_in, org), (Some(b), Some(o)) if b != o);
+                checked.stored.push((row, elsewhere));
+            }
+        }
+        checked
     }
 }
 
+/// How the checking connection runs its two questions: index probes, never a scan of
+/// everyone registered (the planner picks one, hashing the numbers, for tens of thousands
+/// of them: 10 s against 10 M people, growing with the registry; BENCHMARKS.md), and no
+/// JIT compilation (10–30 ms a query, more than it saves on a probe).
+const CHECK_SETTINGS: &str = "SET enable_seqscan = off; SET jit = off";
+const CHECK_SETTINGS_LOCAL: &str = "SET LOCAL enable_seqscan = off; SET LOCAL jit = off";
+
 /// Checks the staged rows a chunk at a time, then the probes, sending each answer on
 /// `out` (a closed channel stops it: the load has failed), and returns the findings of
-/// them all. The connection must already
-/// prefer index probes to hash and merge joins: a file's keys against everyone
-/// registered, index probes (about 1 µs each) beat a scan of the whole table, which the
-/// planner picks for a million keys (10 s against 10 M people, growing with the
-/// registry; BENCHMARKS.md).
+/// them all. The connection must already run with [`CHECK_SETTINGS`].
 async fn run_checks(
     conn: &mut PgConnection,
     batch: &LoadBatch,
@@ -789,11 +831,11 @@ pub async fn load_begin_telling(
     let checked_first = if overlap {
         None
     } else {
-        sqlx::raw_sql("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
+        sqlx::raw_sql(CHECK_SETTINGS_LOCAL)
             .execute(&mut *tx)
             .await?;
         let found = run_checks(&mut tx, batch, org_of, probe_org, members, &checked_tx).await?;
-        sqlx::raw_sql("RESET enable_hashjoin; RESET enable_mergejoin")
+        sqlx::raw_sql("RESET enable_seqscan; RESET jit")
             .execute(&mut *tx)
             .await?;
         Some(found)
@@ -803,9 +845,7 @@ pub async fn load_begin_telling(
             Some(found) => found,
             None => {
                 let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
-                sqlx::raw_sql("SET enable_hashjoin = off; SET enable_mergejoin = off")
-                    .execute(&mut conn)
-                    .await?;
+                sqlx::raw_sql(CHECK_SETTINGS).execute(&mut conn).await?;
                 let found =
                     run_checks(&mut conn, batch, org_of, probe_org, members, &checked_tx).await?;
                 conn.close().await?;
