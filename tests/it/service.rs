@@ -919,6 +919,18 @@ fn workbooks(sizes: &[usize]) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// A client of the test's S3 server and its bucket, made if need be.
+async fn storage_of(s3: &S3) -> jobs::Storage {
+    let storage = jobs::Storage::with_endpoint(
+        &s3.endpoint(),
+        super::s3::ACCESS_KEY,
+        super::s3::SECRET_KEY,
+        BUCKET,
+    );
+    storage.ensure_bucket().await.unwrap();
+    storage
+}
+
 /// Feeds `books` to a bundle uploader from a writer's thread, as the report writer does.
 async fn bundle_of(
     storage: &jobs::Storage,
@@ -945,13 +957,7 @@ async fn bundle_of(
 async fn the_workbook_bundle_is_one_object_read_back_by_range() {
     use futures::StreamExt;
     let s3 = S3::start();
-    let storage = jobs::Storage::with_endpoint(
-        &s3.endpoint(),
-        super::s3::ACCESS_KEY,
-        super::s3::SECRET_KEY,
-        BUCKET,
-    );
-    storage.ensure_bucket().await.unwrap();
+    let storage = storage_of(&s3).await;
     const MIB: usize = 1 << 20;
     let part = jobs::bundle::MIN_PART_BYTES;
     // (case, workbook sizes, part size, parts expected)
@@ -1008,13 +1014,7 @@ async fn the_workbook_bundle_is_one_object_read_back_by_range() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bundle_whose_store_fails_is_not_stored() {
     let mut s3 = S3::start();
-    let storage = jobs::Storage::with_endpoint(
-        &s3.endpoint(),
-        super::s3::ACCESS_KEY,
-        super::s3::SECRET_KEY,
-        BUCKET,
-    );
-    storage.ensure_bucket().await.unwrap();
+    let storage = storage_of(&s3).await;
     let key = "reports/9/workbooks.zip";
     let (hook, storing) = jobs::bundle::stream(&storage, key.to_string(), 0);
     // A part is on its way (or stored) before the store goes.
