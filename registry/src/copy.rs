@@ -25,6 +25,14 @@ pub(crate) fn copy_fields(out: &mut String, fields: &[Option<&str>]) {
 pub(crate) fn copy_field(out: &mut String, field: Option<&str>) {
     match field {
         None => out.push_str("\\N"),
+        // Most fields need no escape: copied whole.
+        Some(v)
+            if !v
+                .bytes()
+                .any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r')) =>
+        {
+            out.push_str(v)
+        }
         Some(v) => {
             for c in v.chars() {
                 match c {
@@ -150,8 +158,19 @@ mod tests {
 
     #[test]
     fn copy_lines_escape_what_copy_text_needs() {
-        let mut s = String::new();
-        copy_line(&mut s, &[Some("a\tb"), None, Some("c\\d\ne")]);
-        assert_eq!(s, "a\\tb\t\\N\tc\\\\d\\ne\n");
+        let cases: &[(&[Option<&str>], &str)] = &[
+            (
+                &[Some("a\tb"), None, Some("c\\d\ne")],
+                "a\\tb\t\\N\tc\\\\d\\ne\n",
+            ),
+            (&[Some("张三"), Some("")], "张三\t\n"),
+            (&[Some("团\r支部")], "团\\r支部\n"),
+            (&[Some("\\"), Some("x\n")], "\\\\\tx\\n\n"),
+        ];
+        for (fields, line) in cases {
+            let mut s = String::new();
+            copy_line(&mut s, fields);
+            assert_eq!(s, *line, "{fields:?}");
+        }
     }
 }

@@ -4,9 +4,11 @@
 //! The shape of the work (BENCHMARKS.md has the numbers behind it):
 //! 1. [`LoadBatch::keys`] (CPU, a blocking thread) sorts the valid rows' keys by ID
 //!    number, so new people reach the primary key in key order; [`LoadSource::coming`]
-//!    makes their COPY text once, in parallel parts in key order, on another thread
-//!    while the load checks and COPYs the parts already made ([`LoadBatch::prepare`]
-//!    makes both, one after the other).
+//!    makes their COPY text once, in parallel parts in file order (each column read in
+//!    sequence), on another thread while the load checks the first rows
+//!    ([`LoadBatch::prepare`] makes both, one after the other). The COPY then takes
+//!    each row's line in key order: one look-up a row, where making the text in key
+//!    order cost a cache miss per field.
 //! 2. [`load`] takes the load lock; a second connection then asks, a chunk of rows at a
 //!    time, two set-based questions of the keys (row, ID, number, branch): which numbers
 //!    are held by someone else (`dev_number_taken`), and which people are already stored
@@ -100,7 +102,7 @@ pub struct LoadBatch {
 
 #[derive(Debug, Clone)]
 struct Staged {
-    /// Where the row is in `staged` (and in its [`LoadText`]).
+    /// The row's line in its [`LoadText`] (the rows' file order).
     at: u32,
     row: u32,
     id_number: String,
@@ -135,6 +137,19 @@ impl LoadBatch {
         self.check_chunk = rows.max(1);
         self
     }
+
+    /// The staged rows a check at a time: a small first chunk ([`FIRST_CHECK_CHUNK`]),
+    /// so the COPY begins soon, then chunks of `check_chunk` rows.
+    fn check_chunks(&self) -> impl Iterator<Item = &[Staged]> {
+        let first = self
+            .check_chunk
+            .min(FIRST_CHECK_CHUNK)
+            .min(self.staged.len());
+        let (head, rest) = self.staged.split_at(first);
+        std::iter::once(head)
+            .filter(|h| !h.is_empty())
+            .chain(rest.chunks(self.check_chunk))
+    }
 }
 
 /// A column of the validated rows, when the template has the field (in one chunk, so a
@@ -146,13 +161,15 @@ fn get(c: &Source, i: usize) -> Option<&str> {
 }
 
 /// What the COPY text of a [`LoadBatch`] is made from: the columns of its valid rows
-/// and their key order. Owns what it needs (polars columns share their buffers), so it
+/// and their positions. Owns what it needs (polars columns share their buffers), so it
 /// can go to another thread.
 #[derive(Clone)]
 pub struct LoadSource {
     members: bool,
-    /// The position (in the validated rows) of each staged row, in key order.
-    order: Vec<u32>,
+    /// The position (in the validated rows) of each staged row, in file order: line `n`
+    /// of the text is the row at `lines[n]`. Read in this order, every column is read in
+    /// sequence.
+    lines: Vec<u32>,
     /// Rows of a part of the text ([`TEXT_PART`]).
     part_rows: usize,
     /// The person columns known from the row, each with its source column.
@@ -164,7 +181,7 @@ pub struct LoadSource {
     committee: Source,
 }
 
-/// The COPY fields of every staged row: parts of [`TEXT_PART`] rows in key order, made
+/// The COPY fields of every staged row: parts of [`TEXT_PART`] rows in file order, made
 /// in parallel.
 #[derive(Debug, Clone, Default)]
 pub struct LoadText {
@@ -212,23 +229,26 @@ impl LoadText {
     }
 }
 
-/// The COPY text of a [`LoadBatch`] made by [`LoadBatch::keys`], its parts coming in key
-/// order from another thread while the load goes on ([`LoadSource::coming`]).
+/// The COPY text of a [`LoadBatch`] made by [`LoadBatch::keys`], its parts coming in file
+/// order from another thread while the load checks ([`LoadSource::coming`]).
 pub struct TextComing {
-    parts: tokio::sync::mpsc::Receiver<TextPart>,
+    /// Unbounded: the load keeps every part anyway (the stored people and the posts need
+    /// them after the COPY), so holding them in the channel costs nothing more, and the
+    /// text is made at full speed while the load is still waiting for its first checks.
+    parts: tokio::sync::mpsc::UnboundedReceiver<TextPart>,
 }
 
-/// Parts made at a time, in parallel, ahead of the COPY.
-const PARTS_AHEAD: usize = 4;
+/// Parts made at a time, in parallel.
+const PARTS_AT_ONCE: usize = 4;
 
 impl LoadSource {
     /// The COPY text of every staged row, in parallel parts.
-    #[tracing::instrument(skip_all, fields(rows = self.order.len()))]
+    #[tracing::instrument(skip_all, fields(rows = self.lines.len()))]
     pub fn text(&self) -> LoadText {
         use rayon::prelude::*;
         let mut text = LoadText::default();
         let parts: Vec<TextPart> = self
-            .order
+            .lines
             .par_chunks(self.part_rows)
             .map(|rows| self.part(rows))
             .collect();
@@ -245,24 +265,27 @@ impl LoadSource {
         self
     }
 
-    /// The COPY text of every staged row, made on a blocking thread [`PARTS_AHEAD`] parts
-    /// at a time (in parallel) and handed over in key order, so the load COPYs the first
-    /// rows while the last are made. Stops when the load no longer listens.
+    /// The COPY text of every staged row, made on a blocking thread [`PARTS_AT_ONCE`] parts
+    /// at a time (in parallel) and handed over in order, while the load takes its lock and
+    /// checks the first rows. Stops when the load no longer listens.
     pub fn coming(self) -> TextComing {
         use rayon::prelude::*;
-        let (tx, rx) = tokio::sync::mpsc::channel(PARTS_AHEAD);
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::task::spawn_blocking(move || {
-            for rows in self.order.chunks(self.part_rows * PARTS_AHEAD) {
+            let begun = std::time::Instant::now();
+            for rows in self.lines.chunks(self.part_rows * PARTS_AT_ONCE) {
                 let parts: Vec<TextPart> = rows
                     .par_chunks(self.part_rows)
                     .map(|rows| self.part(rows))
                     .collect();
                 for part in parts {
-                    if tx.blocking_send(part).is_err() {
+                    if tx.send(part).is_err() {
                         return;
                     }
                 }
             }
+            let (rows, seconds) = (self.lines.len(), begun.elapsed().as_secs_f64());
+            tracing::debug!(rows, seconds, "COPY text made");
         });
         TextComing { parts: rx }
     }
@@ -353,12 +376,14 @@ fn keys(v: &pipeline::Validation) -> PolarsResult<(LoadBatch, LoadSource)> {
     let rows = df.column(pipeline::ROW)?.u32()?.rechunk().into_owned();
 
     // Key order: new people then reach the primary key's B-tree in order. Equal keys
-    // keep file order.
+    // keep file order. Each key with its line (its place among the valid rows).
     let mut order: Vec<(&str, u32)> = valid
         .iter()
-        .map(|&i| (get(&id, i as usize).unwrap_or_default(), i))
+        .enumerate()
+        .map(|(line, &i)| (get(&id, i as usize).unwrap_or_default(), line as u32))
         .collect();
     order.par_sort_unstable();
+    let at = |line: u32| valid[line as usize] as usize;
 
     let mut branches: Vec<String> = Vec::new();
     let mut branch_index: std::collections::HashMap<String, u32> = Default::default();
@@ -373,17 +398,16 @@ fn keys(v: &pipeline::Validation) -> PolarsResult<(LoadBatch, LoadSource)> {
     };
     let branch_at: Vec<Option<u32>> = order
         .iter()
-        .map(|&(_, i)| get(&branch, i as usize).map(&mut branch_of))
+        .map(|&(_, line)| get(&branch, at(line)).map(&mut branch_of))
         .collect();
     let staged: Vec<Staged> = order
         .par_iter()
         .zip(branch_at)
-        .enumerate()
-        .map(|(at, (&(id_number, i), branch))| Staged {
-            at: at as u32,
-            row: rows.get(i as usize).unwrap_or_default(),
+        .map(|(&(id_number, line), branch)| Staged {
+            at: line,
+            row: rows.get(at(line)).unwrap_or_default(),
             id_number: id_number.to_string(),
-            dev_number: get(&dev, i as usize).map(str::to_string),
+            dev_number: get(&dev, at(line)).map(str::to_string),
             branch,
         })
         .collect();
@@ -424,7 +448,7 @@ fn keys(v: &pipeline::Validation) -> PolarsResult<(LoadBatch, LoadSource)> {
             branch: get(&branch_col, i).map(&mut branch_of),
         })
         .collect();
-    let order = order.into_iter().map(|(_, i)| i).collect();
+    drop(order);
     let [is_cadre, duty, appointed, nature, committee] = [
         Field::IsCadre,
         Field::Duty,
@@ -435,7 +459,7 @@ fn keys(v: &pipeline::Validation) -> PolarsResult<(LoadBatch, LoadSource)> {
     .map(canonical);
     let source = LoadSource {
         members,
-        order,
+        lines: valid,
         part_rows: TEXT_PART,
         person,
         is_cadre: is_cadre?,
@@ -489,6 +513,10 @@ fn yes_no(s: Option<&str>) -> Option<&'static str> {
 /// Staged rows (in ID order) checked at a time: the COPY of one chunk's new people goes
 /// on while the next chunk is checked.
 const CHECK_CHUNK: usize = 1 << 16;
+
+/// Staged rows of the first check: the COPY waits for it (each later chunk is checked
+/// while the one before is COPYed).
+const FIRST_CHECK_CHUNK: usize = 1 << 12;
 
 /// The keys of some rows, as arrays for `unnest`.
 struct Keys<'a> {
@@ -636,7 +664,7 @@ async fn run_checks(
     out: &tokio::sync::mpsc::Sender<Checked>,
 ) -> Result<Vec<DbFinding>, LoadError> {
     let mut found = Vec::new();
-    let staged = batch.staged.chunks(batch.check_chunk).map(|chunk| {
+    let staged = batch.check_chunks().map(|chunk| {
         Keys::of(chunk.iter().map(|s| {
             (
                 s.row,
@@ -823,7 +851,7 @@ pub async fn load_begin_telling(
     // Every answer fits in the channel: the checks never wait for the COPY, so the
     // findings are whole (and told) as soon as the registry has answered for every row,
     // while the COPY goes on.
-    let answers = batch.staged.len().div_ceil(batch.check_chunk) + 1;
+    let answers = batch.check_chunks().count() + 1;
     let (checked_tx, mut checked_rx) = tokio::sync::mpsc::channel::<Checked>(answers);
     // With one chunk there is nothing to overlap: the checks run first on this
     // connection (no second connection to open for a small upload).
@@ -893,14 +921,22 @@ pub async fn load_begin_telling(
             (None, coming) => (Cow::Owned(LoadText::default()), coming),
         };
         let mut copy = CopyWriter::begin(&mut tx, &copy_people).await?;
-        for chunk in batch.staged.chunks(batch.check_chunk) {
+        for chunk in batch.check_chunks() {
             let checked = checked_rx.recv().await.ok_or(LoadError::ChecksEnded)?;
             apply(checked, &mut verdict);
-            let needed = chunk.last().map_or(0, |s| s.at as usize + 1);
+            // The chunk's rows are anywhere in the text (it is in file order).
+            let needed = chunk.iter().map(|s| s.at as usize + 1).max().unwrap_or(0);
             while text.rows < needed {
                 let coming = coming.as_mut().ok_or(LoadError::NoText)?;
                 let part = coming.parts.recv().await.ok_or(LoadError::NoText)?;
                 text.to_mut().push(part);
+            }
+            if chunk.as_ptr() == batch.staged.as_ptr() {
+                let seconds = begun.elapsed().as_secs_f64();
+                tracing::debug!(
+                    seconds,
+                    "first rows checked and their text made: COPY under way"
+                );
             }
             let lines = Lines {
                 text: &text,
@@ -961,14 +997,27 @@ pub async fn load_begin_telling(
     };
 
     step("update stored people");
-    // Cadre posts: few, merged.
-    let posts = || {
+    // Cadre posts. A new person holds none yet: every post's holder is in `people`
+    // (written with it, under the load lock) and no one is ever removed. Their posts are
+    // COPYed straight in; the posts of stored people are merged.
+    let text_ref = &text;
+    let posts = move |v: Verdict| {
         batch
             .staged
             .iter()
-            .filter(|s| text.post(s.at).is_some() && !is(s, Verdict::Refused))
+            .filter(move |s| is(s, v) && text_ref.post(s.at).is_some())
     };
-    if posts().next().is_some() {
+    if posts(Verdict::New).next().is_some() {
+        copy_rows(
+            &mut tx,
+            "COPY cadre_posts (id_number, org_id, duty, appointed_on, appointed_precision,
+                               nature, party_committee_member, upload_id) FROM STDIN",
+            posts(Verdict::New),
+            |out: &mut String, s: &Staged| lines.post(out, s),
+        )
+        .await?;
+    }
+    if posts(Verdict::Stored).next().is_some() {
         sqlx::query(
             r#"CREATE TEMP TABLE load_posts (
                 id_number text COLLATE "C", org_id bigint, duty text, appointed_on date,
@@ -981,7 +1030,7 @@ pub async fn load_begin_telling(
         copy_rows(
             &mut tx,
             "COPY load_posts FROM STDIN",
-            posts(),
+            posts(Verdict::Stored),
             |out: &mut String, s: &Staged| lines.post(out, s),
         )
         .await?;
@@ -1052,7 +1101,7 @@ impl Lines<'_> {
         out.push('\n');
     }
 
-    /// A line of `load_posts`.
+    /// A line of `cadre_posts` (as `load_posts` has it).
     fn post(&self, out: &mut String, s: &Staged) {
         let org = self.org(s).map(|o| o.to_string());
         copy_fields(out, &[Some(&s.id_number), org.as_deref()]);
@@ -1061,5 +1110,54 @@ impl Lines<'_> {
         out.push('\t');
         out.push_str(self.upload.unwrap_or("\\N"));
         out.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(rows: usize, check_chunk: usize) -> LoadBatch {
+        LoadBatch {
+            template: TemplateKind::Members,
+            rows,
+            staged: (0..rows as u32)
+                .map(|at| Staged {
+                    at,
+                    row: at + 2,
+                    id_number: format!("{at:018}"),
+                    dev_number: None,
+                    branch: None,
+                })
+                .collect(),
+            probes: Vec::new(),
+            branches: Vec::new(),
+            text: None,
+            check_chunk,
+        }
+    }
+
+    #[test]
+    fn the_first_check_is_small_and_the_chunks_cover_every_row_once() {
+        let f = FIRST_CHECK_CHUNK;
+        // (rows, chunk size asked) → the sizes of the chunks checked, in order.
+        let cases: &[(usize, usize, &[usize])] = &[
+            (0, CHECK_CHUNK, &[]),
+            (1, CHECK_CHUNK, &[1]),
+            (f, CHECK_CHUNK, &[f]),
+            (f + 1, CHECK_CHUNK, &[f, 1]),
+            (f + CHECK_CHUNK, CHECK_CHUNK, &[f, CHECK_CHUNK]),
+            (f + CHECK_CHUNK + 1, CHECK_CHUNK, &[f, CHECK_CHUNK, 1]),
+            (7, 1, &[1, 1, 1, 1, 1, 1, 1]),
+            (7, 3, &[3, 3, 1]),
+            (2 * f + 1, 2 * f, &[f, f + 1]),
+        ];
+        for &(rows, chunk, sizes) in cases {
+            let b = batch(rows, chunk);
+            let got: Vec<usize> = b.check_chunks().map(<[Staged]>::len).collect();
+            assert_eq!(got, sizes, "{rows} rows, chunks of {chunk}");
+            let ats: Vec<u32> = b.check_chunks().flatten().map(|s| s.at).collect();
+            assert_eq!(ats, (0..rows as u32).collect::<Vec<_>>());
+        }
     }
 }
