@@ -448,7 +448,6 @@ fn keys(v: &pipeline::Validation) -> PolarsResult<(LoadBatch, LoadSource)> {
             branch: get(&branch_col, i).map(&mut branch_of),
         })
         .collect();
-    drop(order);
     let [is_cadre, duty, appointed, nature, committee] = [
         Field::IsCadre,
         Field::Duty,
@@ -921,7 +920,7 @@ pub async fn load_begin_telling(
             (None, coming) => (Cow::Owned(LoadText::default()), coming),
         };
         let mut copy = CopyWriter::begin(&mut tx, &copy_people).await?;
-        for chunk in batch.check_chunks() {
+        for (n, chunk) in batch.check_chunks().enumerate() {
             let checked = checked_rx.recv().await.ok_or(LoadError::ChecksEnded)?;
             apply(checked, &mut verdict);
             // The chunk's rows are anywhere in the text (it is in file order).
@@ -931,7 +930,7 @@ pub async fn load_begin_telling(
                 let part = coming.parts.recv().await.ok_or(LoadError::NoText)?;
                 text.to_mut().push(part);
             }
-            if chunk.as_ptr() == batch.staged.as_ptr() {
+            if n == 0 {
                 let seconds = begun.elapsed().as_secs_f64();
                 tracing::debug!(
                     seconds,
