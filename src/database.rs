@@ -131,7 +131,7 @@ pub fn with_pool<T>(
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(async {
+    let done = rt.block_on(async {
         use sqlx::ConnectOptions;
         // Bulk statements take seconds by design: slow-statement notes are debug output.
         let options = url
@@ -144,5 +144,10 @@ pub fn with_pool<T>(
             .await
             .context("connecting to DATABASE_URL")?;
         f(pool).await
-    })
+    });
+    // Work a command left behind on purpose (a worker's job abandoned after the shutdown
+    // grace, still on a blocking thread) does not hold the process: its effects are
+    // uncommitted and its upload goes back to the queue.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    done
 }

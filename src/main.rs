@@ -88,23 +88,57 @@ enum Command {
     },
 }
 
-fn main() -> ExitCode {
-    purge_freed_memory_promptly();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+/// Logs on stderr: warnings and the service's access lines by default (`RUST_LOG`
+/// overrides), as text or, with `ROSTER_LOG_FORMAT=json`, one JSON object a line.
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,roster::access=info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         // With RUST_LOG=info each stage logs its duration when it ends.
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .init();
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE);
+    match std::env::var("ROSTER_LOG_FORMAT").as_deref() {
+        Ok("json") => logs.json().flatten_event(true).init(),
+        _ => logs.init(),
+    }
+}
+
+/// What the person at the terminal reads of a failure. A database error is never shown
+/// raw: a Chinese sentence with its SQLSTATE, and the detail on the log (stderr).
+fn user_message(e: &anyhow::Error) -> String {
+    let db = e.chain().find_map(|c| {
+        c.downcast_ref::<sqlx::Error>()
+            .or_else(|| match c.downcast_ref() {
+                Some(registry::RegistryError::Sqlx(s)) => Some(s),
+                _ => None,
+            })
+    });
+    match db {
+        Some(sqlx::Error::Database(d)) => {
+            tracing::error!(error = %format!("{e:#}"), "database error");
+            format!(
+                "数据库拒绝了这次操作（SQLSTATE {}），未写入任何数据",
+                d.code().unwrap_or_default()
+            )
+        }
+        Some(_) => {
+            tracing::error!(error = %format!("{e:#}"), "database error");
+            "数据库暂时无法访问，未写入任何数据；请稍后重试".to_string()
+        }
+        None => format!("{e:#}"),
+    }
+}
+
+fn main() -> ExitCode {
+    purge_freed_memory_promptly();
+    init_logs();
     match dispatch(Cli::parse().command) {
         Ok(code) => code,
         // The reader of stdout went away (`roster … | head`): nothing more to say.
         Err(e) if out::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("错误：{e:#}");
+            eprintln!("错误：{}", user_message(&e));
             ExitCode::from(2)
         }
     }

@@ -66,6 +66,14 @@ pub struct WorkerArgs {
     /// Serve /metrics (Prometheus), /healthz and /readyz on this address.
     #[arg(long, env = "ROSTER_METRICS")]
     metrics: Option<String>,
+    /// Longest one stage of a job (fetch, validate and load, publish) may take, in
+    /// seconds; past it the attempt is cancelled and tried again.
+    #[arg(long, env = "ROSTER_STAGE_DEADLINE_SECS", default_value_t = 600)]
+    stage_deadline_secs: u64,
+    /// After SIGTERM, seconds jobs in flight may take to finish; past it the worker
+    /// exits and they go back to the queue.
+    #[arg(long, env = "ROSTER_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    shutdown_grace_secs: u64,
     #[command(flatten)]
     service: ServiceArgs,
 }
@@ -143,6 +151,8 @@ pub fn worker(args: WorkerArgs) -> Result<ExitCode> {
                 "off" => None,
                 expr => Some(jobs::cron::schedule(expr)?),
             },
+            stage_deadline: Duration::from_secs(args.stage_deadline_secs.max(1)),
+            shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
             ..jobs::WorkerOptions::default()
         };
         if let Some(addr) = &args.metrics {
@@ -216,6 +226,20 @@ pub struct ServeArgs {
     /// Database connections of this process.
     #[arg(long, env = "ROSTER_DB_CONNECTIONS", default_value_t = 16)]
     connections: u32,
+    /// Serve /metrics (Prometheus), /healthz and /readyz on this address, for operators
+    /// (the public port answers only /healthz).
+    #[arg(long, env = "ROSTER_METRICS")]
+    metrics: Option<String>,
+    /// Proxies in front of the service, by IP address, comma-separated: only their
+    /// X-Forwarded-For names the client.
+    #[arg(long, env = "ROSTER_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<std::net::IpAddr>,
+    /// Seconds a connection may take to send a request's headers.
+    #[arg(long, env = "ROSTER_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Seconds a request (but an upload) may take, its body included.
+    #[arg(long, env = "ROSTER_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
+    request_timeout_secs: u64,
     #[command(flatten)]
     service: ServiceArgs,
 }
@@ -230,6 +254,9 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
             max_upload_bytes: args.max_file_mb << 20,
             secure_cookies: args.secure_cookies,
             spool_dir: args.spool_dir.unwrap_or_else(std::env::temp_dir),
+            trusted_proxies: args.trusted_proxies,
+            header_read_timeout: Duration::from_secs(args.header_timeout_secs.max(1)),
+            request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
             ..web::Config::default()
         };
         let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -237,10 +264,30 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
             .with_context(|| format!("listening on {}", args.listen))?;
         eprintln!("roster serve: http://{}", listener.local_addr()?);
         let state = web::AppState::new(pool, storage, config);
-        web::serve(listener, state, async {
+        // One signal stops both listeners.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let stopped_too = stopped.clone();
+        let when_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        if let Some(addr) = &args.metrics {
+            let operator = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr}"))?;
+            let state = state.clone();
+            tokio::spawn(async move {
+                if let Err(e) =
+                    web::serve_operator(operator, state, when_stopped(stopped_too)).await
+                {
+                    tracing::error!(error = %e, "operator endpoint stopped");
+                }
+            });
+        }
+        tokio::spawn(async move {
             let _ = shutdown_signal().await;
-        })
-        .await?;
+            let _ = stop.send(true);
+        });
+        web::serve(listener, state, when_stopped(stopped)).await?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -27,8 +27,28 @@ pub struct Stored {
     pub parts: u32,
 }
 
-/// The uploader at work.
-pub type Storing = tokio::task::JoinHandle<Result<Stored, StorageError>>;
+/// The uploader at work; dropping it stops it. An attempt that is cancelled (past its
+/// deadline, or a worker shutting down) stores nothing later: no bundle of a cancelled
+/// attempt can land over the next attempt's. Its multipart upload is left unfinished,
+/// which stores no object.
+pub struct Storing(tokio::task::JoinHandle<Result<Stored, StorageError>>);
+
+impl Future for Storing {
+    type Output = Result<Result<Stored, StorageError>, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl Drop for Storing {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// The report writer's hook and the task it feeds: each organisation workbook goes into
 /// the bundle stored at `key` as soon as it is made, and the bundle goes to the store in
@@ -86,7 +106,7 @@ pub fn stream(storage: &Storage, key: String, part_bytes: usize) -> (OnWorkbook,
         // A closed channel means the uploader failed: `publish` reports its error.
         let _ = tx.blocking_send((name.to_string(), bytes));
     };
-    (std::sync::Arc::new(hook), task)
+    (std::sync::Arc::new(hook), Storing(task))
 }
 
 /// Bundle parts in flight at once.

@@ -45,6 +45,14 @@ pub struct WorkerOptions {
     pub stats_schedule: Option<cron::Schedule>,
     /// What the reader accepts (an object over the size limit is not downloaded).
     pub limits: pipeline::ReadLimits,
+    /// The longest one stage of an attempt (fetch, validate with the load and the
+    /// reports, publish) may take: past it the attempt is cancelled and tried again, so
+    /// no job waits forever on a host that stopped answering.
+    pub stage_deadline: Duration,
+    /// After SIGTERM, how long jobs in flight may take to finish. Past it the worker
+    /// exits anyway: what the job wrote is uncommitted, and its upload goes back to the
+    /// queue when the heartbeat stops ([`Liveness`]).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -59,6 +67,8 @@ impl Default for WorkerOptions {
             name: format!("roster-{}", std::process::id()),
             stats_schedule: None,
             limits: pipeline::ReadLimits::default(),
+            stage_deadline: Duration::from_secs(600),
+            shutdown_grace: Duration::from_secs(20),
         }
     }
 }
@@ -85,9 +95,27 @@ pub enum AttemptError {
     NoSuchUpload(i64),
     #[error("上传组织（id {0}）不在数据库中")]
     NoSuchUploader(i64),
+    /// A stage ran past [`WorkerOptions::stage_deadline`] and was cancelled.
+    #[error("stage {stage} ran past its deadline of {seconds} s")]
+    Deadline { stage: &'static str, seconds: u64 },
 }
 
 impl AttemptError {
+    /// What an admin reads of this failure: a Chinese reason with no internal detail
+    /// (hosts, keys, SQL). The detail goes to the worker's log.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AttemptError::Storage(_) => "对象存储暂时无法访问",
+            AttemptError::Import(registry::ImportError::Publish(_)) => "报告保存失败",
+            AttemptError::Import(registry::ImportError::Db(_) | registry::ImportError::Load(_))
+            | AttemptError::Registry(_) => "数据库暂时无法访问或拒绝了写入",
+            AttemptError::Import(_) | AttemptError::Io(_) => "系统内部错误",
+            AttemptError::NoSuchUpload(_) => "上传记录不存在",
+            AttemptError::NoSuchUploader(_) => "上传组织不在系统中",
+            AttemptError::Deadline { .. } => "处理超时",
+        }
+    }
+
     fn is_transient(&self) -> bool {
         match self {
             AttemptError::Storage(e) => e.is_transient(),
@@ -95,6 +123,7 @@ impl AttemptError {
                 .downcast_ref::<StorageError>()
                 .is_none_or(StorageError::is_transient),
             AttemptError::NoSuchUpload(_) | AttemptError::NoSuchUploader(_) => false,
+            AttemptError::Deadline { .. } => true,
             _ => true,
         }
     }
@@ -150,7 +179,33 @@ pub async fn run(
                 .build(crate::cron::nightly)
         });
     }
-    monitor.run_with_signal(shutdown).await
+    // SIGTERM: the monitor stops taking jobs and waits for those in flight, but never
+    // longer than the grace, so a worker always stops (SPEC: jobs in flight finish or are
+    // handed back).
+    let grace = ctx.options.shutdown_grace;
+    let (fired, mut told) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        let r = shutdown.await;
+        let _ = fired.send(true);
+        r
+    };
+    let overdue = async move {
+        // The sender dropped unfired: no signal will come; the monitor decides.
+        if told.wait_for(|f| *f).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        done = monitor.run_with_signal(signal) => done,
+        () = overdue => {
+            tracing::warn!(
+                grace_s = grace.as_secs_f64(),
+                "jobs still in flight after the shutdown grace: left uncommitted, handed back to the queue"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// The job: attempts with backoff; the last failure is recorded as `failed`.
@@ -170,7 +225,11 @@ async fn process(job: ProcessUpload, ctx: Data<Arc<Context>>) -> Result<(), BoxD
             }
             Err(e) => {
                 tracing::error!(upload_id = job.upload_id, attempt, error = %e, "failed");
-                let reason = format!("{attempt} 次尝试后失败：{e}");
+                let reason = format!(
+                    "{attempt} 次尝试后失败：{}，请稍后重新上传；如仍失败，请联系系统管理员（上传编号 {}）",
+                    e.reason(),
+                    job.upload_id
+                );
                 registry::uploads::mark_failed(&ctx.pool, job.upload_id, &reason).await?;
                 return Ok(());
             }
@@ -178,9 +237,36 @@ async fn process(job: ProcessUpload, ctx: Data<Arc<Context>>) -> Result<(), BoxD
     }
 }
 
-/// One attempt at an upload.
+/// One attempt at an upload, cancelled when one of its stages runs past the deadline.
 #[tracing::instrument(skip_all, fields(upload_id = upload_id))]
 async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError> {
+    let progress = Progress::start(ctx.pool.clone(), upload_id);
+    let deadline = ctx.options.stage_deadline;
+    let watchdog = async {
+        loop {
+            let (stage, since) = progress.current();
+            let left = deadline.saturating_sub(since.elapsed());
+            if left.is_zero() {
+                return AttemptError::Deadline {
+                    stage,
+                    seconds: deadline.as_secs(),
+                };
+            }
+            tokio::time::sleep(left.min(Duration::from_millis(250))).await;
+        }
+    };
+    tokio::select! {
+        done = attempt_stages(ctx, upload_id, &progress) => done,
+        late = watchdog => Err(late),
+    }
+}
+
+/// The stages of one attempt, each marked on `progress`.
+async fn attempt_stages(
+    ctx: &Context,
+    upload_id: i64,
+    progress: &Progress,
+) -> Result<(), AttemptError> {
     use registry::uploads::{Claim, Claimed};
     let Claimed {
         uploader_id,
@@ -198,7 +284,6 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
         bucket.unwrap_or_else(|| ctx.storage.bucket.clone()),
         key.unwrap_or_default(),
     );
-    let progress = Progress::start(ctx.pool.clone(), upload_id);
     progress.stage("fetch");
     let opts = pipeline::ValidateOptions {
         template,
@@ -244,13 +329,15 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
         // Too large to read: the reader's own verdict, without downloading the object.
         Err(StorageError::TooLarge { .. }) => {
             let verdict = pipeline::read::file_too_large(&opts.limits);
-            drop(on_workbook);
             registry::import::rejected(
                 &ctx.pool,
                 upload_id,
                 template,
                 verdict,
-                out.clone(),
+                registry::import::ReportsTo {
+                    dir: out.clone(),
+                    on_workbook: Some(on_workbook),
+                },
                 0.0,
                 publish_reports,
             )
@@ -277,7 +364,6 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
             .await?
         }
     };
-    drop(progress);
     tracing::info!(
         status = done.outcome.status,
         written = done.written,
@@ -368,6 +454,8 @@ async fn publish(
 struct Progress {
     rows: Arc<std::sync::atomic::AtomicUsize>,
     stage: Arc<std::sync::Mutex<&'static str>>,
+    /// When the current stage began.
+    since: std::sync::Mutex<Instant>,
     ticker: tokio::task::JoinHandle<()>,
 }
 
@@ -400,12 +488,22 @@ impl Progress {
         Progress {
             rows,
             stage,
+            since: std::sync::Mutex::new(Instant::now()),
             ticker,
         }
     }
 
     fn stage(&self, stage: &'static str) {
         *self.stage.lock().unwrap_or_else(|e| e.into_inner()) = stage;
+        *self.since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    /// The stage under way and when it began.
+    fn current(&self) -> (&'static str, Instant) {
+        (
+            *self.stage.lock().unwrap_or_else(|e| e.into_inner()),
+            *self.since.lock().unwrap_or_else(|e| e.into_inner()),
+        )
     }
 }
 

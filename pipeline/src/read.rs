@@ -900,9 +900,20 @@ impl<'a> Sink<'a> {
         }
     }
 
+    /// `row` and `col` are 0-based.
     fn push(&mut self, row: u32, col: u32, v: CellText<'a>) -> Result<(), Rejection> {
         if col >= MAX_COLUMNS || v.is_empty() {
             return Ok(());
+        }
+        // Past Excel's last row no program that saves worksheets writes: the file was
+        // made by hand or damaged. Every row number kept fits every place it is stored
+        // (a 32-bit integer in the registry).
+        if row >= schemas::excel::MAX_ROWS {
+            return Err(unreadable(format!(
+                "第 {} 行超出 Excel 工作表的最大行数 {}，文件已损坏或不是由表格软件保存的",
+                u64::from(row) + 1,
+                schemas::excel::MAX_ROWS
+            )));
         }
         self.any_cell = true;
         if self.cur_row != Some(row) {

@@ -46,6 +46,9 @@ pub enum AccountError {
     Exists,
     #[error("{0}")]
     Invalid(String),
+    /// Too many refused registrations from this address or for this organisation.
+    #[error("注册尝试过多，请{THROTTLE_MINUTES}分钟后再试")]
+    Throttled,
     #[error(transparent)]
     Db(#[from] RegistryError),
 }
@@ -54,6 +57,32 @@ impl From<sqlx::Error> for AccountError {
     fn from(e: sqlx::Error) -> Self {
         AccountError::Db(e.into())
     }
+}
+
+/// Argon2 checks and hashes run at most this many at once per process (default: one per
+/// core; `ROSTER_ARGON2_SLOTS` overrides): each takes 19 MiB and a core for tens of
+/// milliseconds, so a flood of logins waits its turn instead of taking the memory.
+fn argon2_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let n = std::env::var("ROSTER_ARGON2_SLOTS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .max(1);
+        tokio::sync::Semaphore::new(n)
+    })
+}
+
+/// Runs Argon2 work on a blocking thread once a slot is free ([`argon2_slots`]).
+pub async fn with_argon2<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, RegistryError> {
+    let _slot = argon2_slots()
+        .acquire()
+        .await
+        .expect("the Argon2 semaphore is never closed");
+    Ok(tokio::task::spawn_blocking(work).await?)
 }
 
 /// Argon2id with the crate's default cost (19 MiB, 2 passes), as a PHC string.
@@ -180,19 +209,102 @@ async fn insert_admin(
     id.ok_or(AccountError::Exists)
 }
 
-/// Registers an admin with the organisation's registration code (SPEC §12.1).
-pub async fn register(pool: &PgPool, code: &str, a: &NewAdmin<'_>) -> Result<i64, AccountError> {
+/// Refused registrations (a wrong organisation or code) from one client address, or
+/// for one organisation, within [`THROTTLE_MINUTES`], after which more are refused
+/// unheard.
+pub const THROTTLE_AFTER: i64 = 10;
+/// The window of [`THROTTLE_AFTER`].
+pub const THROTTLE_MINUTES: i64 = 15;
+
+/// A registration as the form sends it (SPEC §12.1).
+#[derive(Debug, Clone, Copy)]
+pub struct Registration<'a> {
+    pub org: &'a str,
+    pub code: &'a str,
+    pub name: &'a str,
+    pub id_number: &'a str,
+    pub phone: &'a str,
+    pub password: &'a str,
+    /// Where it came from, for the throttle.
+    pub client: Option<&'a str>,
+}
+
+/// Registers an admin with the organisation's registration code (SPEC §12.1). In order,
+/// cheapest first: the throttle (too many refusals from this address or for this
+/// organisation), the code, the person (§5.1 rules, age), the password rules; only then
+/// Argon2, and the insert re-checks the code under the organisation's row lock. A wrong
+/// organisation or code is recorded for the throttle.
+pub async fn register(
+    pool: &PgPool,
+    r: &Registration<'_>,
+    today: NaiveDate,
+) -> Result<i64, AccountError> {
+    let org_key = normalise_org(r.org);
+    let (by_client, by_org): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE client = $1), count(*) FILTER (WHERE org_key = $2)
+         FROM register_refusals
+         WHERE at > now() - make_interval(mins => $3::int)",
+    )
+    .bind(r.client)
+    .bind(&org_key)
+    .bind(THROTTLE_MINUTES as i32)
+    .fetch_one(pool)
+    .await?;
+    if by_client >= THROTTLE_AFTER || by_org >= THROTTLE_AFTER {
+        return Err(AccountError::Throttled);
+    }
+    let known: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM orgs WHERE name_key = $1 AND reg_code = $2")
+            .bind(&org_key)
+            .bind(r.code.trim())
+            .fetch_optional(pool)
+            .await?;
+    if known.is_none() {
+        sqlx::query(
+            "WITH gone AS (
+                 DELETE FROM register_refusals WHERE at < now() - interval '1 day'
+             )
+             INSERT INTO register_refusals (client, org_key) VALUES ($1, $2)",
+        )
+        .bind(r.client)
+        .bind(&org_key)
+        .execute(pool)
+        .await?;
+        return Err(AccountError::BadCode);
+    }
+    let (name, id_number, phone) = (
+        r.name.to_string(),
+        r.id_number.to_string(),
+        r.phone.to_string(),
+    );
+    let person =
+        tokio::task::spawn_blocking(move || check_person(&name, &id_number, &phone, today))
+            .await
+            .map_err(RegistryError::from)??;
+    if let Some(problem) = password_problem(r.password, &person.id_number) {
+        return Err(AccountError::Invalid(problem.into()));
+    }
+    let password = r.password.to_string();
+    let password_hash = with_argon2(move || hash_password(&password)).await?;
+    let a = NewAdmin {
+        org: r.org,
+        name: &person.name,
+        id_number: &person.id_number,
+        phone: &person.phone,
+        password_hash,
+        must_change_password: false,
+    };
     let mut tx = pool.begin().await?;
     let org: Option<(i64, String)> =
         sqlx::query_as("SELECT id, reg_code FROM orgs WHERE name_key = $1 FOR UPDATE")
-            .bind(normalise_org(a.org))
+            .bind(&org_key)
             .fetch_optional(&mut *tx)
             .await?;
     let org = match org {
-        Some((id, stored)) if stored.as_bytes() == code.trim().as_bytes() => id,
+        Some((id, stored)) if stored.as_bytes() == r.code.trim().as_bytes() => id,
         _ => return Err(AccountError::BadCode),
     };
-    let id = insert_admin(&mut tx, org, a).await?;
+    let id = insert_admin(&mut tx, org, &a).await?;
     tx.commit().await?;
     Ok(id)
 }
@@ -226,11 +338,29 @@ pub async fn login(pool: &PgPool, id_number: &str, password: &str) -> Result<Log
     let id_number = pipeline::text::shape(id_number, pipeline::text::Shape::Upper)
         .map(|c| c.into_owned())
         .unwrap_or_default();
+    // The attempt is reserved before its password is checked: counted as a failure now
+    // (and the account locked when it is the fifth), in one statement that waits for the
+    // row's lock, so N guesses at once count as N. An attempt on a locked account is
+    // refused and counts nothing. A right password then clears the count.
     let row: Option<(i64, String, bool)> = sqlx::query_as(
-        "SELECT id, password_hash, coalesce(locked_until > now(), false)
-         FROM admins WHERE id_number = $1",
+        "WITH before AS (
+             SELECT id, coalesce(locked_until > now(), false) AS locked
+             FROM admins WHERE id_number = $1 FOR UPDATE
+         )
+         UPDATE admins a SET
+             failed_logins = CASE WHEN b.locked THEN a.failed_logins
+                                  WHEN a.failed_logins + 1 >= $2 THEN 0
+                                  ELSE a.failed_logins + 1 END,
+             locked_until = CASE WHEN b.locked THEN a.locked_until
+                                 WHEN a.failed_logins + 1 >= $2
+                                 THEN now() + make_interval(mins => $3::int)
+                                 ELSE a.locked_until END
+         FROM before b WHERE a.id = b.id
+         RETURNING a.id, a.password_hash, b.locked",
     )
     .bind(&id_number)
+    .bind(LOCK_AFTER)
+    .bind(LOCK_MINUTES as i32)
     .fetch_optional(pool)
     .await?;
     let (hash, password) = (
@@ -238,29 +368,11 @@ pub async fn login(pool: &PgPool, id_number: &str, password: &str) -> Result<Log
             .map_or(dummy_hash().to_string(), |r| r.1.clone()),
         password.to_string(),
     );
-    let matches = tokio::task::spawn_blocking(move || verify_password(&hash, &password)).await?;
+    let matches = with_argon2(move || verify_password(&hash, &password)).await?;
     let Some((admin_id, _, locked)) = row else {
         return Ok(Login::Refused { admin_id: None });
     };
-    if locked {
-        return Ok(Login::Refused {
-            admin_id: Some(admin_id),
-        });
-    }
-    if !matches {
-        sqlx::query(
-            "UPDATE admins SET
-                failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END,
-                locked_until = CASE WHEN failed_logins + 1 >= $2
-                                    THEN now() + make_interval(mins => $3::int)
-                                    ELSE locked_until END
-             WHERE id = $1",
-        )
-        .bind(admin_id)
-        .bind(LOCK_AFTER)
-        .bind(LOCK_MINUTES as i32)
-        .execute(pool)
-        .await?;
+    if locked || !matches {
         return Ok(Login::Refused {
             admin_id: Some(admin_id),
         });
@@ -312,13 +424,14 @@ pub async fn session(pool: &PgPool, token: &str) -> Result<Option<Admin>, Regist
     .await?)
 }
 
-/// Ends a session.
-pub async fn logout(pool: &PgPool, token: &str) -> Result<(), RegistryError> {
-    sqlx::query("DELETE FROM sessions WHERE token_sha256 = $1")
-        .bind(token_digest(token))
-        .execute(pool)
-        .await?;
-    Ok(())
+/// Ends a session; the admin it was theirs, when it was one.
+pub async fn logout(pool: &PgPool, token: &str) -> Result<Option<i64>, RegistryError> {
+    Ok(
+        sqlx::query_scalar("DELETE FROM sessions WHERE token_sha256 = $1 RETURNING admin_id")
+            .bind(token_digest(token))
+            .fetch_optional(pool)
+            .await?,
+    )
 }
 
 /// Changes an admin's password after checking the old one. Other sessions of the
@@ -336,9 +449,7 @@ pub async fn change_password(
             .fetch_one(pool)
             .await?;
     let old = old.to_string();
-    let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &old))
-        .await
-        .map_err(RegistryError::from)?;
+    let ok = with_argon2(move || verify_password(&hash, &old)).await?;
     if !ok {
         return Err(AccountError::Invalid("原密码不正确".into()));
     }
@@ -346,9 +457,7 @@ pub async fn change_password(
         return Err(AccountError::Invalid(problem.into()));
     }
     let new = new.to_string();
-    let hash = tokio::task::spawn_blocking(move || hash_password(&new))
-        .await
-        .map_err(RegistryError::from)?;
+    let hash = with_argon2(move || hash_password(&new)).await?;
     let mut tx = pool.begin().await?;
     sqlx::query("UPDATE admins SET password_hash = $2, must_change_password = false WHERE id = $1")
         .bind(admin_id)

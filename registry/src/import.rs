@@ -123,10 +123,6 @@ pub async fn import(
     reports_to: ReportsTo,
     publish: impl AsyncFnOnce(&Path, &ReportSet) -> Result<Published, PublishError>,
 ) -> Result<Imported, ImportError> {
-    let ReportsTo {
-        dir: out,
-        on_workbook,
-    } = reports_to;
     let uploader_id = orgs.uploader_id();
     let template = opts.template;
     let clock = Instant::now();
@@ -144,10 +140,19 @@ pub async fn import(
     let (mut v, batch) = match (outcome, batch) {
         (Outcome::Accepted(v), Some(batch)) => (v, batch),
         (Outcome::Rejected(r), _) => {
-            return rejected(pool, upload_id, template, r, out, validate_s, publish).await;
+            // The workbook hook goes with `reports_to`: `publish` waits for the hook's
+            // stream to end, so it must be gone before publish runs.
+            return rejected(
+                pool, upload_id, template, r, reports_to, validate_s, publish,
+            )
+            .await;
         }
         (Outcome::Accepted(_), None) => unreachable!("an accepted file is always prepared"),
     };
+    let ReportsTo {
+        dir: out,
+        on_workbook,
+    } = reports_to;
     // The load and the reports overlap: the reports need only the load's findings, told
     // once the registry has answered for every row, while new people are still written.
     let (batch, source) = batch;
@@ -255,17 +260,25 @@ async fn record(
     Ok(())
 }
 
-/// A file-level verdict: its reports written into `out` and published, nothing loaded.
-/// Also for files refused before they are read (an object over the size limit).
+/// A file-level verdict: its reports written into `reports_to.dir` and published,
+/// nothing loaded. Also for files refused before they are read (an object over the size
+/// limit). A rejected file has no organisation workbooks: the hook of `reports_to` is
+/// dropped first, which ends the stream a worker's `publish` waits for. Taking the whole
+/// `ReportsTo` makes that impossible to forget.
 pub async fn rejected(
     pool: &PgPool,
     upload_id: i64,
     template: schemas::TemplateKind,
     rejection: Rejection,
-    out: PathBuf,
+    reports_to: ReportsTo,
     validate_s: f64,
     publish: impl AsyncFnOnce(&Path, &ReportSet) -> Result<Published, PublishError>,
 ) -> Result<Imported, ImportError> {
+    let ReportsTo {
+        dir: out,
+        on_workbook,
+    } = reports_to;
+    drop(on_workbook);
     let report_out = out.clone();
     let (r, reports) = tokio::task::spawn_blocking(move || -> Result<_, ImportError> {
         let set = report::write_rejected(template, &rejection, &report_out)?;

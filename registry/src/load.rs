@@ -702,6 +702,41 @@ enum Verdict {
     Refused,
 }
 
+/// The verdict of each row of a batch, kept by the row's rank among the batch's row
+/// numbers: memory follows the rows there are, never the largest row number a file
+/// names.
+struct Verdicts {
+    rows: Vec<u32>,
+    verdicts: Vec<Verdict>,
+}
+
+impl Verdicts {
+    /// Every row starts `New`.
+    fn of(rows: impl Iterator<Item = u32>) -> Verdicts {
+        let mut rows: Vec<u32> = rows.collect();
+        rows.sort_unstable();
+        rows.dedup();
+        let verdicts = vec![Verdict::New; rows.len()];
+        Verdicts { rows, verdicts }
+    }
+
+    fn rank(&self, row: u32) -> Option<usize> {
+        self.rows.binary_search(&row).ok()
+    }
+
+    /// A row the batch does not hold is `Refused`: nothing is written for it.
+    fn get(&self, row: u32) -> Verdict {
+        self.rank(row)
+            .map_or(Verdict::Refused, |i| self.verdicts[i])
+    }
+
+    fn set(&mut self, row: u32, v: Verdict) {
+        if let Some(i) = self.rank(row) {
+            self.verdicts[i] = v;
+        }
+    }
+}
+
 /// Loads the valid rows of a validation in one transaction (module docs for the steps).
 ///
 /// The same person into the same branch is an update; unchanged rows are not touched,
@@ -836,16 +871,15 @@ pub async fn load_begin_telling(
             code: schemas::ErrorCode::OrgNotFound,
         })
         .collect();
-    let max_row = batch
-        .staged
-        .iter()
-        .map(|s| s.row)
-        .chain(batch.probes.iter().map(|p| p.row))
-        .max()
-        .unwrap_or(0) as usize;
-    let mut verdict = vec![Verdict::New; max_row + 1];
+    let mut verdict = Verdicts::of(
+        batch
+            .staged
+            .iter()
+            .map(|s| s.row)
+            .chain(batch.probes.iter().map(|p| p.row)),
+    );
     for f in &unknown_branch {
-        verdict[f.row as usize] = Verdict::Refused;
+        verdict.set(f.row, Verdict::Refused);
     }
     // Every answer fits in the channel: the checks never wait for the COPY, so the
     // findings are whole (and told) as soon as the registry has answered for every row,
@@ -896,13 +930,17 @@ pub async fn load_begin_telling(
     };
 
     // What the checks said of some rows, into their verdicts.
-    let apply = |checked: Checked, verdict: &mut Vec<Verdict>| {
+    let apply = |checked: Checked, verdict: &mut Verdicts| {
         for f in checked.findings() {
-            verdict[f.row as usize] = Verdict::Refused;
+            verdict.set(f.row, Verdict::Refused);
         }
-        for &(row, _) in &checked.stored {
-            if verdict[row as usize] == Verdict::New {
-                verdict[row as usize] = Verdict::Stored;
+        for row in checked
+            .stored
+            .iter()
+            .filter_map(|&(r, _)| u32::try_from(r).ok())
+        {
+            if verdict.get(row) == Verdict::New {
+                verdict.set(row, Verdict::Stored);
             }
         }
     };
@@ -946,9 +984,7 @@ pub async fn load_begin_telling(
                 uploader_id,
             };
             copy.write(
-                chunk
-                    .iter()
-                    .filter(|s| verdict[s.row as usize] == Verdict::New),
+                chunk.iter().filter(|s| verdict.get(s.row) == Verdict::New),
                 |out: &mut String, s: &Staged| lines.person(out, s),
             )
             .await?;
@@ -969,7 +1005,7 @@ pub async fn load_begin_telling(
         branch_ids: &branch_ids,
         uploader_id,
     };
-    let is = |s: &Staged, v: Verdict| verdict[s.row as usize] == v;
+    let is = |s: &Staged, v: Verdict| verdict.get(s.row) == v;
     step("checks and COPY of new people, overlapped");
     // Stored people: staged, then updated where something differs (`people::update_stored`:
     // what an upload leaves empty is kept, membership only by template A).

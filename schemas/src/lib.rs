@@ -2,6 +2,7 @@
 //! catalogue and reference data. No I/O happens here; everything is compiled in.
 
 pub mod codes;
+pub mod excel;
 pub mod orgs;
 pub mod reference;
 pub mod template;

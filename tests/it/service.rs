@@ -10,7 +10,7 @@ use super::s3::{BUCKET, S3};
 use super::{UPLOADER, root, roster, setup_db, url_of};
 
 /// A `roster` command configured for an S3 server and a database.
-trait RosterFor {
+pub(crate) trait RosterFor {
     fn roster(&self, url: &str) -> Command;
 }
 
@@ -27,10 +27,10 @@ impl RosterFor for S3 {
 }
 
 /// A worker process, killed on drop.
-struct Worker(Child);
+pub(crate) struct Worker(pub(crate) Child);
 
 impl Worker {
-    fn start(s3: &S3, url: &str, extra: &[(&str, &str)]) -> Worker {
+    pub(crate) fn start(s3: &S3, url: &str, extra: &[(&str, &str)]) -> Worker {
         let mut c = s3.roster(url);
         c.args(["worker"])
             .env("ROSTER_HEARTBEAT_SECS", "1")
@@ -55,7 +55,7 @@ impl Worker {
     }
 
     /// SIGTERM, then the exit status.
-    fn terminate(mut self) -> Option<i32> {
+    pub(crate) fn terminate(mut self) -> Option<i32> {
         let pid = self.0.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         self.0.wait().unwrap().code()
@@ -69,7 +69,7 @@ impl Drop for Worker {
     }
 }
 
-fn submit(s3: &S3, url: &str, file: &Path) -> (i64, String) {
+pub(crate) fn submit(s3: &S3, url: &str, file: &Path) -> (i64, String) {
     let o = s3
         .roster(url)
         .args(["submit"])
@@ -83,7 +83,7 @@ fn submit(s3: &S3, url: &str, file: &Path) -> (i64, String) {
     (id, stderr)
 }
 
-fn status(s3: &S3, url: &str, id: i64) -> serde_json::Value {
+pub(crate) fn status(s3: &S3, url: &str, id: i64) -> serde_json::Value {
     let o = s3
         .roster(url)
         .args(["status", &id.to_string()])
@@ -94,7 +94,7 @@ fn status(s3: &S3, url: &str, id: i64) -> serde_json::Value {
 }
 
 /// Polls until the upload reaches a final status, then returns it.
-fn wait_final(s3: &S3, url: &str, id: i64, within: Duration) -> serde_json::Value {
+pub(crate) fn wait_final(s3: &S3, url: &str, id: i64, within: Duration) -> serde_json::Value {
     let deadline = Instant::now() + within;
     loop {
         let s = status(s3, url, id);
@@ -422,11 +422,21 @@ async fn storage_outages_are_retried_then_fail_with_a_reason(pool: sqlx::PgPool)
     let s = wait_final(&s3, &url, b, Duration::from_secs(120));
     assert_eq!(s["status"], "failed", "{s}");
     assert_eq!(s["attempts"], 2);
+    // What viewers read: a Chinese reason, no host, port, bucket or key.
     let failure = s["failure"].as_str().unwrap();
     assert!(
-        failure.contains("2 次尝试后失败") && failure.contains("object storage unavailable"),
+        failure.contains("2 次尝试后失败") && failure.contains("对象存储暂时无法访问"),
         "{failure}"
     );
+    for internal in [
+        "127.0.0.1",
+        &s3.port.to_string(),
+        "uploads/",
+        "unavailable",
+        "roster-test",
+    ] {
+        assert!(!failure.contains(internal), "{failure} holds {internal}");
+    }
 }
 
 #[sqlx::test(migrations = false)]

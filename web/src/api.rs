@@ -16,7 +16,7 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{AnyViewer, Client, SESSION_COOKIE, Viewer, audit, authorize, set_cookie};
+use crate::auth::{AnyViewer, Client, Viewer, audit, authorize, set_cookie};
 use crate::error::ErrorBody;
 use crate::extract::{Json as JsonBody, Multipart, Path, Query};
 use crate::{ApiError, AppState};
@@ -99,6 +99,14 @@ pub async fn log_in(
     }
 }
 
+/// Ends a session, on the audit trail.
+pub async fn log_out(state: &AppState, client: &Client, token: &str) -> Result<(), ApiError> {
+    if let Some(admin_id) = registry::accounts::logout(&state.pool, token).await? {
+        audit(state, Some(admin_id), "logout", None, None, client).await?;
+    }
+    Ok(())
+}
+
 /// The session cookie of a new session.
 pub fn session_cookie(
     state: &AppState,
@@ -107,7 +115,7 @@ pub fn session_cookie(
     (
         header::SET_COOKIE,
         set_cookie(
-            SESSION_COOKIE,
+            crate::auth::session_cookie_name(state.config.secure_cookies),
             token,
             Some(registry::accounts::SESSION_HOURS * 3600),
             state.config.secure_cookies,
@@ -138,10 +146,16 @@ async fn login(
     responses((status = 400, body = ErrorBody), (status = 204), (status = 401, body = ErrorBody)))]
 async fn logout(
     State(state): State<AppState>,
+    client: Client,
     AnyViewer(v): AnyViewer,
 ) -> Result<Response, ApiError> {
-    registry::accounts::logout(&state.pool, &v.token).await?;
-    let clear = set_cookie(SESSION_COOKIE, "", Some(0), state.config.secure_cookies);
+    log_out(&state, &client, &v.token).await?;
+    let clear = set_cookie(
+        crate::auth::session_cookie_name(state.config.secure_cookies),
+        "",
+        Some(0),
+        state.config.secure_cookies,
+    );
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear)]).into_response())
 }
 
@@ -194,26 +208,39 @@ pub async fn register_admin(
     client: &Client,
     req: &RegisterRequest,
 ) -> Result<i64, ApiError> {
-    let today = pipeline::today_in_china();
-    let person = registry::accounts::check_person(&req.name, &req.id_number, &req.phone, today)?;
-    if let Some(problem) = registry::accounts::password_problem(&req.password, &person.id_number) {
-        return Err(ApiError::BadRequest(problem.into()));
-    }
-    let password = req.password.clone();
-    let hash = tokio::task::spawn_blocking(move || registry::accounts::hash_password(&password))
-        .await
-        .map_err(ApiError::internal)?;
-    let new = registry::accounts::NewAdmin {
+    let registration = registry::accounts::Registration {
         org: &req.org,
-        name: &person.name,
-        id_number: &person.id_number,
-        phone: &person.phone,
-        password_hash: hash,
-        must_change_password: false,
+        code: &req.code,
+        name: &req.name,
+        id_number: &req.id_number,
+        phone: &req.phone,
+        password: &req.password,
+        client: client.0.as_deref(),
     };
-    let id = registry::accounts::register(&state.pool, &req.code, &new).await?;
-    audit(state, Some(id), "register", None, Some(&req.org), client).await?;
-    Ok(id)
+    match registry::accounts::register(&state.pool, &registration, pipeline::today_in_china()).await
+    {
+        Ok(id) => {
+            audit(state, Some(id), "register", None, Some(&req.org), client).await?;
+            Ok(id)
+        }
+        Err(e) => {
+            let e = ApiError::from(e);
+            // Every refusal is on the trail with the organisation named, never the
+            // person's numbers.
+            if !matches!(e, ApiError::Internal(_)) {
+                audit(
+                    state,
+                    None,
+                    "register_refused",
+                    None,
+                    Some(&req.org),
+                    client,
+                )
+                .await?;
+            }
+            Err(e)
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/register", request_body = RegisterRequest,

@@ -11,8 +11,34 @@ use registry::accounts::Admin;
 
 use crate::{ApiError, AppState};
 
-pub const SESSION_COOKIE: &str = "roster_session";
-pub const CSRF_COOKIE: &str = "roster_csrf";
+/// The session cookie's name: with the `__Host-` prefix when cookies are Secure, so no
+/// other host or path can set or shadow it.
+pub fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-roster_session"
+    } else {
+        "roster_session"
+    }
+}
+
+/// The name of the cookie that carries the CSRF token of a browser with no session yet
+/// (the login and registration forms).
+pub fn csrf_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-roster_csrf"
+    } else {
+        "roster_csrf"
+    }
+}
+
+/// The CSRF token of a session: derived from its token, which only the browser holding
+/// the (HttpOnly) session cookie and the server know. A new session (every login) has a
+/// new one; another site can neither read nor choose it.
+pub fn csrf_for_session(session_token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("roster-csrf\0{session_token}").as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
 /// The header an API call made with the session cookie carries its CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -72,10 +98,9 @@ impl FromRequestParts<AppState> for AnyViewer {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(|t| (t.trim().to_string(), Via::Bearer));
+        let name = session_cookie_name(state.config.secure_cookies);
         let (token, via) = bearer
-            .or_else(|| {
-                cookie(&parts.headers, SESSION_COOKIE).map(|t| (t.to_string(), Via::Cookie))
-            })
+            .or_else(|| cookie(&parts.headers, name).map(|t| (t.to_string(), Via::Cookie)))
             .ok_or(ApiError::Unauthorized("请先登录"))?;
         let admin = registry::accounts::session(&state.pool, &token)
             .await?
@@ -83,10 +108,12 @@ impl FromRequestParts<AppState> for AnyViewer {
         let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if via == Via::Cookie && unsafe_method && parts.uri.path().starts_with("/api/") {
             let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-            let expected = cookie(&parts.headers, CSRF_COOKIE);
-            if sent.is_none() || sent != expected {
+            if sent.is_none_or(|t| t.as_bytes() != csrf_for_session(&token).as_bytes()) {
                 return Err(ApiError::Csrf);
             }
+        }
+        if let Some(slot) = parts.extensions.get::<crate::metrics::ViewerSlot>() {
+            let _ = slot.0.set(admin.org_id);
         }
         Ok(AnyViewer(Viewer { admin, token, via }))
     }
@@ -143,25 +170,38 @@ impl<S: Send + Sync> FromRequestParts<S> for CsrfToken {
     }
 }
 
-/// Gives every browser a CSRF cookie (made here when it has none), and the request its
-/// token.
+/// Gives the request its CSRF token ([`CsrfToken`]): with a session cookie, the
+/// session's own ([`csrf_for_session`]); without one (the login and registration
+/// forms), the browser's pre-session cookie, made here when it has none. That cookie is
+/// set only on a response that no cache keeps.
 pub async fn csrf_cookie(
     axum::extract::State(state): axum::extract::State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    let existing = cookie(req.headers(), CSRF_COOKIE)
-        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+    let secure = state.config.secure_cookies;
+    let is_token = |t: &&str| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit());
+    if let Some(session) = cookie(req.headers(), session_cookie_name(secure)).filter(is_token) {
+        let token = csrf_for_session(session);
+        req.extensions_mut().insert(CsrfToken(token));
+        return next.run(req).await;
+    }
+    let name = csrf_cookie_name(secure);
+    let existing = cookie(req.headers(), name)
+        .filter(is_token)
         .map(str::to_string);
     let fresh = existing.is_none();
     let token = existing.unwrap_or_else(registry::accounts::new_secret);
     req.extensions_mut().insert(CsrfToken(token.clone()));
     let mut res = next.run(req).await;
-    if fresh {
-        res.headers_mut().append(
-            header::SET_COOKIE,
-            set_cookie(CSRF_COOKIE, &token, None, state.config.secure_cookies),
-        );
+    let cacheable = res
+        .headers()
+        .get(header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("public") || v.contains("max-age"));
+    if fresh && !cacheable {
+        res.headers_mut()
+            .append(header::SET_COOKIE, set_cookie(name, &token, None, secure));
     }
     res
 }
@@ -170,17 +210,56 @@ pub async fn csrf_cookie(
 #[derive(Debug, Clone)]
 pub struct Client(pub Option<String>);
 
-impl<S: Send + Sync> FromRequestParts<S> for Client {
+impl FromRequestParts<AppState> for Client {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
         Ok(Client(
-            parts
-                .extensions
-                .get::<ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
+            peer.map(|p| client_address(p, &parts.headers, &state.config.trusted_proxies))
+                .map(|a| a.to_string()),
         ))
     }
+}
+
+/// The client's address: the peer's, unless the peer is a trusted proxy
+/// (`ROSTER_TRUSTED_PROXIES`); then the nearest address in `X-Forwarded-For` that is not
+/// a trusted proxy itself (read from the right: the entries further left are the
+/// client's own to write). A malformed entry stops the walk at the last proxy trusted.
+pub fn client_address(
+    peer: std::net::IpAddr,
+    headers: &HeaderMap,
+    trusted: &[std::net::IpAddr],
+) -> std::net::IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let mut nearest = peer;
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    for hop in hops.iter().rev() {
+        match hop.parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                nearest = ip;
+                if !trusted.contains(&ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    nearest
 }
 
 /// Writes an event to the audit trail; a request whose event cannot be written fails.

@@ -26,6 +26,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     TooLarge(String),
+    /// Too many attempts from this client or at this resource: try later.
+    #[error("{0}")]
+    TooMany(String),
     /// Something failed on our side (logged; the client gets no details).
     #[error("服务器内部错误，请稍后重试")]
     Internal(String),
@@ -40,6 +43,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -73,6 +77,7 @@ impl From<registry::accounts::AccountError> for ApiError {
             A::Full | A::Exists => ApiError::Conflict(e.to_string()),
             A::Db(e) => ApiError::internal(e),
             A::BadCode | A::UnknownOrg(_) | A::Invalid(_) => ApiError::BadRequest(e.to_string()),
+            A::Throttled => ApiError::TooMany(e.to_string()),
         }
     }
 }

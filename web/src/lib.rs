@@ -12,6 +12,7 @@ pub mod extract;
 pub mod metrics;
 pub mod pages;
 pub mod security;
+pub mod server;
 pub mod uploads;
 
 use std::sync::Arc;
@@ -34,6 +35,14 @@ pub struct Config {
     pub link_expiry: Duration,
     /// Where uploads are spooled before they go to object storage.
     pub spool_dir: std::path::PathBuf,
+    /// A connection that has not sent a request's headers whole by then is closed.
+    pub header_read_timeout: Duration,
+    /// The longest a request but an upload may take, its body included.
+    pub request_timeout: Duration,
+    /// The longest an upload request may take (its file streams in).
+    pub upload_timeout: Duration,
+    /// Proxies whose `X-Forwarded-For` is believed (`ROSTER_TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for Config {
@@ -43,6 +52,10 @@ impl Default for Config {
             secure_cookies: false,
             link_expiry: Duration::from_secs(300),
             spool_dir: std::env::temp_dir(),
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            upload_timeout: Duration::from_secs(3600),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -77,11 +90,15 @@ impl AppState {
     }
 }
 
-/// Every route of the service: pages, the API and its OpenAPI document, the operators'
-/// probes; security headers and metrics on every response.
+/// Every route of the service: pages, the API and its OpenAPI document, `/healthz`;
+/// security headers, small bodies and timeouts, metrics and an access line on every
+/// response. `/metrics` and `/readyz` are on the operator listener
+/// ([`metrics::operator_router`]), not here.
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api::router().split_for_parts();
     let openapi = Arc::new(openapi);
+    // Extractors may read up to an upload; `security::bodies` has already cut every
+    // other route's body to 64 KiB.
     let upload_limit = DefaultBodyLimit::max(state.config.max_upload_bytes as usize + (1 << 20));
     Router::new()
         .merge(api)
@@ -96,17 +113,18 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::csrf_cookie,
         )))
+        .merge(pages::static_router())
         .merge(metrics::router())
         .layer(upload_limit)
-        .layer(axum::middleware::from_fn(security::reject_nul))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::bodies,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
         ))
         .layer(axum::middleware::from_fn(security::headers))
-        // A span per request (method, path, status, latency at debug level): no headers,
-        // no bodies, so no cookie, token or password reaches a log.
-        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 
@@ -116,18 +134,16 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Responses go out in more than one write: without TCP_NODELAY, Nagle's algorithm
-    // and the client's delayed ACK hold the last one back for up to 200 ms.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY");
-        }
-    });
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let timeout = state.config.header_read_timeout;
+    server::serve_router(listener, router(state), timeout, shutdown).await
+}
+
+/// Serves the operators' endpoints ([`metrics::operator_router`]) until `shutdown`.
+pub async fn serve_operator(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let timeout = state.config.header_read_timeout;
+    server::serve_router(listener, metrics::operator_router(state), timeout, shutdown).await
 }

@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 
 use crate::api::{self, RegisterRequest, percent};
-use crate::auth::{AnyViewer, Client, CsrfToken, SESSION_COOKIE, Viewer, set_cookie};
+use crate::auth::{AnyViewer, Client, CsrfToken, Viewer, set_cookie};
 use crate::{ApiError, AppState};
 use registry::stats::Reach;
 
@@ -38,7 +38,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/static/app.js"),
 ];
 
-/// The routes of [`ROUTES`].
+/// The routes of [`ROUTES`] but the static files ([`static_router`]).
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/login", get(login_page).post(login))
@@ -52,6 +52,12 @@ pub fn router() -> Router<AppState> {
         .route("/codes", get(codes))
         .route("/codes/regenerate", post(regenerate))
         .route("/register", get(register_page).post(register))
+}
+
+/// The binary's own CSS and JS: cacheable, so outside the CSRF layer (no cookie is
+/// ever set on a response a cache keeps).
+pub fn static_router() -> Router<AppState> {
+    Router::new()
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
 }
@@ -216,15 +222,17 @@ struct CsrfForm {
 async fn logout(
     State(state): State<AppState>,
     csrf: CsrfToken,
+    client: Client,
     headers: HeaderMap,
     axum::Form(f): axum::Form<CsrfForm>,
 ) -> PageResult {
+    let name = crate::auth::session_cookie_name(state.config.secure_cookies);
     // Signed out already: nothing to do. Otherwise only the browser's own form may.
-    if let Some(token) = crate::auth::cookie(&headers, SESSION_COOKIE) {
+    if let Some(token) = crate::auth::cookie(&headers, name) {
         csrf.check(&f.csrf)?;
-        registry::accounts::logout(&state.pool, token).await?;
+        api::log_out(&state, &client, token).await?;
     }
-    let clear = set_cookie(SESSION_COOKIE, "", Some(0), state.config.secure_cookies);
+    let clear = set_cookie(name, "", Some(0), state.config.secure_cookies);
     Ok(([(header::SET_COOKIE, clear)], Redirect::to("/login")).into_response())
 }
 
@@ -739,7 +747,7 @@ async fn register(
     };
     let (status, done, error) = match result {
         Ok(_) => (StatusCode::OK, true, None),
-        Err(e @ (ApiError::BadRequest(_) | ApiError::Conflict(_))) => {
+        Err(e @ (ApiError::BadRequest(_) | ApiError::Conflict(_) | ApiError::TooMany(_))) => {
             (e.status(), false, Some(e.to_string()))
         }
         Err(e) => return Err(e.into()),

@@ -571,19 +571,47 @@ fn a_declared_size_that_lies_is_not_believed() {
 }
 
 #[test]
-fn a_row_numbered_4294967295_is_read_without_a_dense_grid() {
+fn a_row_numbered_past_excels_last_row_is_a_file_verdict() {
+    // (the second data row's number, accepted?): Excel's last row is 1,048,576; past it
+    // no spreadsheet program writes, and the number would not fit where rows are stored.
+    let table: &[(u64, bool)] = &[
+        (3, true),
+        (1_048_575, true),
+        (1_048_576, true),
+        (1_048_577, false),
+        (2_147_483_648, false),
+        (4_294_967_295, false),
+    ];
     let (header, rows) = member_rows(2);
-    let bytes = raw_xlsx(|w| {
-        w.write_all(SHEET_HEAD.as_bytes())?;
-        w.write_all(row_xml(1, &header).as_bytes())?;
-        w.write_all(row_xml(2, &rows[0]).as_bytes())?;
-        w.write_all(row_xml(4_294_967_295, &rows[1]).as_bytes())?;
-        w.write_all(SHEET_TAIL.as_bytes())
-    });
-    // A verdict or the rows: never a grid of four billion rows.
-    match outcome(&bytes) {
-        Outcome::Accepted(v) => assert!(v.rows.height() <= 2),
-        Outcome::Rejected(r) => assert_eq!(r.code, E::FileUnreadable, "{r:?}"),
+    for &(row, accepted) in table {
+        let bytes = raw_xlsx(|w| {
+            w.write_all(SHEET_HEAD.as_bytes())?;
+            w.write_all(row_xml(1, &header).as_bytes())?;
+            w.write_all(row_xml(2, &rows[0]).as_bytes())?;
+            w.write_all(row_xml(row, &rows[1]).as_bytes())?;
+            w.write_all(SHEET_TAIL.as_bytes())
+        });
+        match (outcome(&bytes), accepted) {
+            (Outcome::Accepted(v), true) => {
+                assert_eq!(v.rows.height(), 2, "row {row}");
+                let numbers: Vec<u32> = v
+                    .rows
+                    .column(pipeline::read::ROW)
+                    .unwrap()
+                    .u32()
+                    .unwrap()
+                    .into_no_null_iter()
+                    .collect();
+                assert_eq!(numbers, [2, row as u32], "row {row}");
+            }
+            (Outcome::Rejected(r), false) => {
+                assert_eq!(r.code, E::FileUnreadable, "row {row}: {r:?}");
+                assert!(r.message.contains(&format!("第 {row} 行")), "{}", r.message);
+                assert!(r.message.contains("1048576"), "{}", r.message);
+            }
+            (Outcome::Accepted(_), false) => panic!("row {row}: accepted"),
+            (Outcome::Rejected(r), true) => panic!("row {row}: {r:?}"),
+        }
     }
 }
 

@@ -377,8 +377,9 @@ fn every_route_answers_every_viewer_position_as_the_access_rules_say() {
         ),
         get(Api, "/api/v1/openapi.json".into(), Who::Public, 200),
         get(Api, "/healthz".into(), Who::Public, 200),
-        get(Api, "/readyz".into(), Who::Public, 200),
-        get(Api, "/metrics".into(), Who::Public, 200),
+        // Operators' endpoints are on their own listener, not the public port.
+        get(Api, "/readyz".into(), Who::Missing, 200),
+        get(Api, "/metrics".into(), Who::Missing, 200),
         get(Page, "/".into(), Who::SignedIn, 200),
         get(Page, "/upload".into(), Who::SignedIn, 200),
         get(Page, format!("/uploads/{id}"), Who::UploadViewers, 200),
@@ -729,7 +730,7 @@ fn each_viewer_lists_exactly_the_uploads_and_reports_the_rules_give_them() {
     let api = env.get("/api/v1/stats", gp.as_ref()).text();
     assert!(api.contains(PARENT) && api.contains(UPLOADER) && api.contains(BRANCH_WITH));
     // Operators see the upload and the requests in the metrics.
-    let metrics = env.get("/metrics", None).text();
+    let metrics = env.get_operator("/metrics").text();
     assert!(
         metrics
             .lines()

@@ -24,6 +24,8 @@ pub struct Env {
     pub pool: PgPool,
     pub storage: jobs::Storage,
     pub base: String,
+    /// The operators' listener (`--metrics`): `/metrics`, `/readyz`, `/healthz`.
+    pub operator: String,
     /// Kept for the test's duration (the server stops when it drops).
     _s3: S3,
     db: String,
@@ -86,16 +88,25 @@ impl Env {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        let operator_listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let operator = format!("http://{}", operator_listener.local_addr().unwrap());
+        let operator_state = state.clone();
         let server = rt.spawn(async move {
-            web::serve(listener, state, std::future::pending())
-                .await
-                .unwrap();
+            let public = web::serve(listener, state, std::future::pending());
+            let operators =
+                web::serve_operator(operator_listener, operator_state, std::future::pending());
+            let (a, b) = tokio::join!(public, operators);
+            a.unwrap();
+            b.unwrap();
         });
         Env {
             rt,
             pool,
             storage,
             base,
+            operator,
             _s3: s3,
             db,
             admin_url,
@@ -197,6 +208,11 @@ impl Env {
 
     pub fn get(&self, path: &str, auth: Option<&Auth>) -> Reply {
         reply(with_auth(self.agent().get(self.url(path)), auth).call())
+    }
+
+    /// A GET on the operators' listener.
+    pub fn get_operator(&self, path: &str) -> Reply {
+        reply(self.agent().get(format!("{}{path}", self.operator)).call())
     }
 
     pub fn post_json(&self, path: &str, auth: Option<&Auth>, body: &serde_json::Value) -> Reply {
@@ -308,7 +324,8 @@ impl Drop for WorkerGuard<'_> {
 #[derive(Debug, Clone)]
 pub enum Auth {
     Bearer(String),
-    /// The session cookie and a CSRF cookie (which forms and the header repeat).
+    /// The session cookie and the CSRF token forms and the header repeat (the
+    /// session's own; sent as the pre-session cookie too, for a session that is no token).
     Cookie {
         session: String,
         csrf: String,
@@ -319,7 +336,7 @@ impl Auth {
     pub fn cookie(token: &str) -> Auth {
         Auth::Cookie {
             session: token.to_string(),
-            csrf: "ab".repeat(32),
+            csrf: web::auth::csrf_for_session(token),
         }
     }
 
