@@ -100,9 +100,10 @@ pub fn import(args: ImportArgs) -> Result<ExitCode> {
         {
             Ok(done) => done,
             Err(e) => {
-                // Nothing was loaded: the upload says why.
-                let reason = format!("导入失败：{e}");
-                registry::uploads::mark_failed(&pool, upload_id, &reason).await?;
+                // Nothing was loaded: the upload says so, in words for its viewers (the
+                // detail is the operator's, on this command's stderr).
+                let reason = "导入失败，未载入任何数据；请稍后重试，如仍失败请联系系统管理员";
+                registry::uploads::mark_failed(&pool, upload_id, reason, None).await?;
                 return Err(e.into());
             }
         };

@@ -95,6 +95,9 @@ pub enum AttemptError {
     NoSuchUpload(i64),
     #[error("上传组织（id {0}）不在数据库中")]
     NoSuchUploader(i64),
+    /// Another worker claimed the upload since this one's last attempt.
+    #[error("the upload was taken over by another worker")]
+    Superseded,
     /// A stage ran past [`WorkerOptions::stage_deadline`] and was cancelled.
     #[error("stage {stage} ran past its deadline of {seconds} s")]
     Deadline { stage: &'static str, seconds: u64 },
@@ -113,7 +116,20 @@ impl AttemptError {
             AttemptError::NoSuchUpload(_) => "上传记录不存在",
             AttemptError::NoSuchUploader(_) => "上传组织不在系统中",
             AttemptError::Deadline { .. } => "处理超时",
+            AttemptError::Superseded => "已由其他工作进程接手",
         }
+    }
+
+    /// Another worker's attempt has taken the upload over.
+    fn is_superseded(&self) -> bool {
+        matches!(
+            self,
+            AttemptError::Superseded
+                | AttemptError::Registry(registry::RegistryError::Superseded { .. })
+                | AttemptError::Import(registry::ImportError::Db(
+                    registry::RegistryError::Superseded { .. }
+                ))
+        )
     }
 
     fn is_transient(&self) -> bool {
@@ -208,38 +224,82 @@ pub async fn run(
     }
 }
 
-/// The job: attempts with backoff; the last failure is recorded as `failed`.
+/// Where an attempt's reports go: its own folder under the upload's, so an attempt that
+/// was taken over and writes late never overwrites the reports of the one that won.
+fn report_prefix(upload_id: i64, attempt: i32) -> String {
+    format!("reports/{upload_id}/{attempt}/")
+}
+
+/// The job: attempts with backoff; the last failure is recorded as `failed`. An attempt
+/// that finds itself taken over by another worker (this one was cut off for longer than
+/// its heartbeat) records nothing, removes what it stored, and ends the job here.
 async fn process(job: ProcessUpload, ctx: Data<Arc<Context>>) -> Result<(), BoxDynError> {
     let ctx: Arc<Context> = (*ctx).clone();
     let opts = &ctx.options;
+    let upload_id = job.upload_id;
     let mut delay = opts.backoff;
-    let mut attempt = 1;
+    let mut tries = 1;
+    // The upload's attempt number this worker holds (`None` before its first claim).
+    let mut held: Option<i32> = None;
     loop {
-        match attempt_once(&ctx, job.upload_id).await {
+        let result = attempt_once(&ctx, upload_id, held, &mut held).await;
+        if let (Err(_), Some(attempt)) = (&result, held) {
+            // Whatever this attempt stored is of no use: a later attempt writes its own,
+            // elsewhere, so this need not hold the next attempt up.
+            tokio::spawn(forget_reports(ctx.storage.clone(), upload_id, attempt));
+        }
+        match result {
             Ok(()) => return Ok(()),
-            Err(e) if e.is_transient() && attempt < opts.attempts => {
-                tracing::warn!(upload_id = job.upload_id, attempt, error = %e, "retrying");
+            Err(e) if e.is_superseded() => {
+                tracing::warn!(
+                    upload_id,
+                    attempt = held,
+                    "taken over by another worker; stopping"
+                );
+                return Ok(());
+            }
+            Err(e) if e.is_transient() && tries < opts.attempts => {
+                tracing::warn!(upload_id, attempt = held, tries, error = %e, "retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(opts.max_backoff);
-                attempt += 1;
+                tries += 1;
             }
             Err(e) => {
-                tracing::error!(upload_id = job.upload_id, attempt, error = %e, "failed");
+                tracing::error!(upload_id, attempt = held, tries, error = %e, "failed");
                 let reason = format!(
-                    "{attempt} 次尝试后失败：{}，请稍后重新上传；如仍失败，请联系系统管理员（上传编号 {}）",
+                    "{tries} 次尝试后失败：{}，请稍后重新上传；如仍失败，请联系系统管理员（上传编号 {upload_id}）",
                     e.reason(),
-                    job.upload_id
                 );
-                registry::uploads::mark_failed(&ctx.pool, job.upload_id, &reason).await?;
+                registry::uploads::mark_failed(&ctx.pool, upload_id, &reason, held).await?;
                 return Ok(());
             }
         }
     }
 }
 
+/// Removes an attempt's reports, as far as the store answers (a later attempt's publish
+/// removes what is left under the upload).
+async fn forget_reports(storage: Storage, upload_id: i64, attempt: i32) {
+    let prefix = report_prefix(upload_id, attempt);
+    let gone = async {
+        let keys = storage.list(&prefix).await?;
+        storage.delete_many(&keys).await
+    };
+    match tokio::time::timeout(Duration::from_secs(30), gone).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(upload_id, attempt, error = %e, "reports not removed"),
+        Err(_) => tracing::debug!(upload_id, attempt, "reports not removed in time"),
+    }
+}
+
 /// One attempt at an upload, cancelled when one of its stages runs past the deadline.
 #[tracing::instrument(skip_all, fields(upload_id = upload_id))]
-async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError> {
+async fn attempt_once(
+    ctx: &Context,
+    upload_id: i64,
+    after: Option<i32>,
+    held: &mut Option<i32>,
+) -> Result<(), AttemptError> {
     let progress = Progress::start(ctx.pool.clone(), upload_id);
     let deadline = ctx.options.stage_deadline;
     let watchdog = async {
@@ -256,7 +316,7 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
         }
     };
     tokio::select! {
-        done = attempt_stages(ctx, upload_id, &progress) => done,
+        done = attempt_stages(ctx, upload_id, after, held, &progress) => done,
         late = watchdog => Err(late),
     }
 }
@@ -265,6 +325,8 @@ async fn attempt_once(ctx: &Context, upload_id: i64) -> Result<(), AttemptError>
 async fn attempt_stages(
     ctx: &Context,
     upload_id: i64,
+    after: Option<i32>,
+    held: &mut Option<i32>,
     progress: &Progress,
 ) -> Result<(), AttemptError> {
     use registry::uploads::{Claim, Claimed};
@@ -274,12 +336,14 @@ async fn attempt_stages(
         bucket,
         key,
         attempt,
-    } = match registry::uploads::claim(&ctx.pool, upload_id).await? {
+    } = match registry::uploads::claim(&ctx.pool, upload_id, after).await? {
         Claim::Claimed(c) => c,
         // Already finished (a duplicate delivery): nothing to do.
         Claim::Finished => return Ok(()),
+        Claim::Superseded => return Err(AttemptError::Superseded),
         Claim::Missing => return Err(AttemptError::NoSuchUpload(upload_id)),
     };
+    *held = Some(attempt);
     let (bucket, key) = (
         bucket.unwrap_or_else(|| ctx.storage.bucket.clone()),
         key.unwrap_or_default(),
@@ -308,7 +372,7 @@ async fn attempt_stages(
     // remains. It all happens before the load commits.
     let (on_workbook, streamed) = crate::bundle::stream(
         &ctx.storage,
-        format!("reports/{upload_id}/{BUNDLE}"),
+        format!("{}{BUNDLE}", report_prefix(upload_id, attempt)),
         crate::bundle::PART_BYTES,
     );
     let publish_reports = async |dir: &std::path::Path, set: &pipeline::report::ReportSet| {
@@ -384,7 +448,7 @@ async fn publish(
     fetch_s: f64,
     streamed: crate::bundle::Storing,
 ) -> Result<registry::import::Published, StorageError> {
-    let prefix = format!("reports/{upload_id}/");
+    let prefix = report_prefix(upload_id, attempt);
     let bundle_key = format!("{prefix}{BUNDLE}");
     let clock = Instant::now();
     let crate::bundle::Stored { spans, parts } =
@@ -424,12 +488,12 @@ async fn publish(
         .buffer_unordered(PARALLEL_PUTS)
         .try_collect::<()>()
         .await?;
-    // Only an earlier attempt can have left keys under this upload's prefix: the first
+    // Only an earlier attempt can have left keys under this upload's folder: the first
     // attempt lists nothing.
     if attempt > 1 {
         let wanted: std::collections::HashSet<&String> = keys.iter().collect();
         let stale: Vec<String> = storage
-            .list(&prefix)
+            .list(&format!("reports/{upload_id}/"))
             .await?
             .into_iter()
             .filter(|k| !wanted.contains(k))
@@ -446,6 +510,7 @@ async fn publish(
             ("publish_wait_s", wait_s),
             ("publish_s", clock.elapsed().as_secs_f64()),
         ],
+        attempt: Some(attempt),
     })
 }
 

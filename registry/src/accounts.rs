@@ -62,26 +62,57 @@ impl From<sqlx::Error> for AccountError {
 /// Argon2 checks and hashes run at most this many at once per process (default: one per
 /// core; `ROSTER_ARGON2_SLOTS` overrides): each takes 19 MiB and a core for tens of
 /// milliseconds, so a flood of logins waits its turn instead of taking the memory.
-fn argon2_slots() -> &'static tokio::sync::Semaphore {
-    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+fn argon2_slots() -> &'static (tokio::sync::Semaphore, usize) {
+    static SLOTS: std::sync::OnceLock<(tokio::sync::Semaphore, usize)> = std::sync::OnceLock::new();
     SLOTS.get_or_init(|| {
         let n = std::env::var("ROSTER_ARGON2_SLOTS")
             .ok()
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
             .max(1);
-        tokio::sync::Semaphore::new(n)
+        (tokio::sync::Semaphore::new(n), n)
     })
+}
+
+static ARGON2_NOW: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static ARGON2_PEAK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The slots, and the most Argon2 checks this process has run at once.
+pub fn argon2_peak() -> (usize, usize) {
+    (
+        argon2_slots().1,
+        ARGON2_PEAK.load(std::sync::atomic::Ordering::Relaxed),
+    )
+}
+
+static ARGON2_RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Argon2 checks and hashes this process has run for accounts (a refusal that needs
+/// none, such as a wrong registration code, runs none).
+pub fn argon2_runs() -> u64 {
+    ARGON2_RUNS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Runs Argon2 work on a blocking thread once a slot is free ([`argon2_slots`]).
 pub async fn with_argon2<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, RegistryError> {
+    use std::sync::atomic::Ordering::Relaxed;
     let _slot = argon2_slots()
+        .0
         .acquire()
         .await
         .expect("the Argon2 semaphore is never closed");
+    struct Running;
+    impl Drop for Running {
+        fn drop(&mut self) {
+            ARGON2_NOW.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    ARGON2_RUNS.fetch_add(1, Relaxed);
+    let running = ARGON2_NOW.fetch_add(1, Relaxed) + 1;
+    let _running = Running;
+    ARGON2_PEAK.fetch_max(running, Relaxed);
     Ok(tokio::task::spawn_blocking(work).await?)
 }
 
@@ -227,6 +258,9 @@ pub struct Registration<'a> {
     pub password: &'a str,
     /// Where it came from, for the throttle.
     pub client: Option<&'a str>,
+    /// Refusals on record (per client, per organisation) within [`THROTTLE_MINUTES`]
+    /// after which more are refused unheard ([`THROTTLE_AFTER`] by default).
+    pub throttle_after: i64,
 }
 
 /// Registers an admin with the organisation's registration code (SPEC §12.1). In order,
@@ -250,7 +284,7 @@ pub async fn register(
     .bind(THROTTLE_MINUTES as i32)
     .fetch_one(pool)
     .await?;
-    if by_client >= THROTTLE_AFTER || by_org >= THROTTLE_AFTER {
+    if by_client >= r.throttle_after || by_org >= r.throttle_after {
         return Err(AccountError::Throttled);
     }
     let known: Option<i64> =

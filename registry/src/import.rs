@@ -52,6 +52,8 @@ pub struct Published {
     pub reports: Vec<StoredReport>,
     /// Seconds of the caller's own stages, added to the upload's timings.
     pub timings: Vec<(&'static str, f64)>,
+    /// The worker's attempt: the outcome is recorded only while it is the latest.
+    pub attempt: Option<i32>,
 }
 
 impl Published {
@@ -62,6 +64,7 @@ impl Published {
             keys: set.files.clone(),
             reports: stored_reports(set, ""),
             timings: Vec::new(),
+            attempt: None,
         }
     }
 }
@@ -223,6 +226,7 @@ pub async fn import(
         report_keys: Vec::new(),
         reports: Vec::new(),
         findings,
+        attempt: None,
     };
     let published = publish(&out, &reports)
         .await
@@ -251,6 +255,7 @@ async fn record(
     outcome.report_prefix = published.prefix;
     outcome.report_keys = published.keys;
     outcome.reports = published.reports;
+    outcome.attempt = published.attempt;
     if let Some(t) = outcome.timings.as_object_mut() {
         for (name, seconds) in published.timings {
             t.insert(name.into(), seconds.into());
@@ -294,6 +299,7 @@ pub async fn rejected(
         report_keys: Vec::new(),
         reports: Vec::new(),
         findings: String::new(),
+        attempt: None,
     };
     let published = publish(&out, &reports)
         .await

@@ -36,6 +36,10 @@ pub enum RegistryError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("background task: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// Another attempt has taken the upload over (this one's worker was thought dead):
+    /// this attempt records nothing and stops.
+    #[error("upload {upload_id}: attempt {attempt} was superseded by a later one")]
+    Superseded { upload_id: i64, attempt: i32 },
 }
 
 /// Applies pending migrations; running it again changes nothing.

@@ -58,6 +58,10 @@ pub struct UploadOutcome {
     pub reports: Vec<StoredReport>,
     /// The findings as COPY text (see [`findings_copy`]).
     pub findings: String,
+    /// The worker's attempt that produced it: recorded only while that attempt is still
+    /// the upload's latest ([`RegistryError::Superseded`] otherwise). `None`: no fence
+    /// (`roster import`).
+    pub attempt: Option<i32>,
 }
 
 /// One report of an upload, where it is stored and whose it is.
@@ -151,11 +155,11 @@ pub async fn finish_upload_in(
     o: &UploadOutcome,
 ) -> Result<(), RegistryError> {
     let c = o.counts;
-    sqlx::query(
+    let recorded = sqlx::query(
         "UPDATE uploads SET status = $2, rows_total = $3, rows_valid = $4, rows_with_errors = $5,
             rows_with_warnings = $6, file_error = $7::jsonb, timings = $8::jsonb, report_prefix = $9,
             report_keys = $10, finished_at = now()
-         WHERE id = $1",
+         WHERE id = $1 AND ($11::int IS NULL OR (attempts = $11 AND status = 'running'))",
     )
     .bind(id)
     .bind(o.status)
@@ -167,8 +171,17 @@ pub async fn finish_upload_in(
     .bind(o.timings.to_string())
     .bind(&o.report_prefix)
     .bind(&o.report_keys)
+    .bind(o.attempt)
     .execute(&mut *tx)
     .await?;
+    if let Some(attempt) = o.attempt
+        && recorded.rows_affected() == 0
+    {
+        return Err(RegistryError::Superseded {
+            upload_id: id,
+            attempt,
+        });
+    }
     sqlx::query("DELETE FROM upload_errors WHERE upload_id = $1")
         .bind(id)
         .execute(&mut *tx)
@@ -343,21 +356,33 @@ pub enum Claim {
     Claimed(Claimed),
     /// Already `succeeded` or `rejected` (a duplicate delivery): nothing to do.
     Finished,
+    /// Another attempt took it over since this worker's last one: leave it to that one.
+    Superseded,
     /// No upload has this id.
     Missing,
 }
 
 /// Claims an upload for an attempt: marks it running and counts the attempt, unless it
-/// is already finished.
-pub async fn claim(pool: &PgPool, upload_id: i64) -> Result<Claim, RegistryError> {
+/// is already finished. `after` is the claimer's own previous attempt when it tries
+/// again: the claim then holds only if no other worker has claimed the upload since
+/// (a worker cut off from the database is taken over; reconnected, it must not take the
+/// upload back). A job's first claim (`None`) takes it: the queue delivers a job again
+/// only once its previous worker stopped beating.
+pub async fn claim(
+    pool: &PgPool,
+    upload_id: i64,
+    after: Option<i32>,
+) -> Result<Claim, RegistryError> {
     // uploader, template, bucket, key, attempt
     type Row = (i64, String, Option<String>, Option<String>, i32);
     let row: Option<Row> = sqlx::query_as(
         "UPDATE uploads SET status = 'running', started_at = now(), attempts = attempts + 1
          WHERE id = $1 AND status NOT IN ('succeeded', 'rejected')
+           AND ($2::int IS NULL OR attempts = $2)
          RETURNING uploader_org_id, template, bucket, object_key, attempts",
     )
     .bind(upload_id)
+    .bind(after)
     .fetch_optional(pool)
     .await?;
     if let Some((uploader_id, template, bucket, key, attempt)) = row {
@@ -374,21 +399,30 @@ pub async fn claim(pool: &PgPool, upload_id: i64) -> Result<Claim, RegistryError
         .bind(upload_id)
         .fetch_optional(pool)
         .await?;
-    Ok(match exists {
-        Some(_) => Claim::Finished,
+    Ok(match exists.as_deref() {
+        Some("succeeded" | "rejected") => Claim::Finished,
+        Some(_) => Claim::Superseded,
         None => Claim::Missing,
     })
 }
 
 /// Records that an upload failed for good (after its last attempt), with the reason;
-/// an upload that has finished meanwhile keeps its outcome.
-pub async fn mark_failed(pool: &PgPool, upload_id: i64, reason: &str) -> Result<(), RegistryError> {
+/// an upload that has finished meanwhile keeps its outcome, and one that a later
+/// attempt than `attempt` has taken over is left to it.
+pub async fn mark_failed(
+    pool: &PgPool,
+    upload_id: i64,
+    reason: &str,
+    attempt: Option<i32>,
+) -> Result<(), RegistryError> {
     sqlx::query(
         "UPDATE uploads SET status = 'failed', failure = $2, finished_at = now()
-         WHERE id = $1 AND status NOT IN ('succeeded', 'rejected')",
+         WHERE id = $1 AND status NOT IN ('succeeded', 'rejected')
+           AND ($3::int IS NULL OR attempts = $3)",
     )
     .bind(upload_id)
     .bind(reason)
+    .bind(attempt)
     .execute(pool)
     .await?;
     Ok(())

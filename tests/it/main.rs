@@ -4,8 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod hosts;
 mod resilience;
 mod s3;
+mod serve;
 mod service;
 
 const AS_OF: &str = "2026-11-21";

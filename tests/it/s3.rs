@@ -13,6 +13,8 @@ pub const SECRET_KEY: &str = "roster-secret";
 /// An `s3s-fs` server on loopback, killed on drop.
 pub struct S3 {
     child: Option<Child>,
+    /// The address it listens on (loopback unless a test's hosts need another).
+    pub host: String,
     pub port: u16,
     pub dir: tempfile::TempDir,
 }
@@ -32,13 +34,19 @@ fn s3s_fs() -> PathBuf {
 
 impl S3 {
     pub fn start() -> S3 {
-        let port = TcpListener::bind("127.0.0.1:0")
+        S3::start_on("127.0.0.1")
+    }
+
+    /// On an address of this machine's (a test host's bridge, say).
+    pub fn start_on(host: &str) -> S3 {
+        let port = TcpListener::bind((host, 0))
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let mut s3 = S3 {
             child: None,
+            host: host.to_string(),
             port,
             dir: tempfile::tempdir().unwrap(),
         };
@@ -49,7 +57,7 @@ impl S3 {
     /// (Re)starts the server on the same port and folder.
     pub fn resume(&mut self) {
         let child = Command::new(s3s_fs())
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--host", &self.host, "--port", &self.port.to_string()])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -58,7 +66,7 @@ impl S3 {
             .expect("s3s-fs is installed (scripts/test installs it)");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        while TcpStream::connect((self.host.as_str(), self.port)).is_err() {
             assert!(Instant::now() < deadline, "s3s-fs did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -95,7 +103,7 @@ impl S3 {
 
     /// The endpoint, as `AWS_ENDPOINT_URL` gives it.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}:{}", self.host, self.port)
     }
 
     /// The AWS-convention environment of this server.

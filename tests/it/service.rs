@@ -107,7 +107,13 @@ pub(crate) fn wait_final(s3: &S3, url: &str, id: i64, within: Duration) -> serde
 }
 
 /// A clean roster of `rows` rows; with `orgs`, its org file written there too.
-fn sample(dir: &Path, name: &str, rows: usize, seed: u64, orgs: Option<&Path>) -> PathBuf {
+pub(crate) fn sample(
+    dir: &Path,
+    name: &str,
+    rows: usize,
+    seed: u64,
+    orgs: Option<&Path>,
+) -> PathBuf {
     let file = dir.join(name);
     let mut c = roster();
     c.args(["sample", "--rows", &rows.to_string(), "--error-rate", "0"])
@@ -140,7 +146,12 @@ fn cells(bytes: &[u8]) -> Vec<(String, Vec<Vec<String>>)> {
 
 /// A clean sample of `rows` rows whose org file is imported first, submitted: its upload
 /// id, and the folder holding the files.
-fn submit_sample_with_orgs(s3: &S3, url: &str, rows: usize, seed: u64) -> (i64, tempfile::TempDir) {
+pub(crate) fn submit_sample_with_orgs(
+    s3: &S3,
+    url: &str,
+    rows: usize,
+    seed: u64,
+) -> (i64, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let orgs = dir.path().join("orgs.csv");
     let file = sample(dir.path(), "big.xlsx", rows, seed, Some(&orgs));
@@ -156,7 +167,7 @@ fn submit_sample_with_orgs(s3: &S3, url: &str, rows: usize, seed: u64) -> (i64, 
 }
 
 /// Waits until a load is COPYing people into the pool's database.
-async fn wait_for_copy(pool: &sqlx::PgPool) {
+pub(crate) async fn wait_for_copy(pool: &sqlx::PgPool) {
     let deadline = Instant::now() + Duration::from_secs(300);
     while !super::copying_people(pool).await {
         assert!(Instant::now() < deadline, "never saw the load");
@@ -220,7 +231,10 @@ async fn submit_worker_status_and_report_links_end_to_end(pool: sqlx::PgPool) {
             .read_to_vec()
             .unwrap();
         let key = link["key"].as_str().unwrap();
-        let name = key.strip_prefix(&format!("reports/{id}/")).unwrap();
+        // Each attempt writes under its own folder: reports/<id>/<attempt>/<name>.
+        let name = key
+            .strip_prefix(&format!("reports/{id}/{}/", done["attempts"]))
+            .unwrap();
         objects.push(name.to_string());
         let mut compare = |name: &str, body: &[u8]| {
             got.push(name.to_string());
@@ -379,16 +393,7 @@ async fn a_worker_killed_mid_job_leaves_one_complete_upload(pool: sqlx::PgPool) 
         .iter()
         .map(|k| k.as_str().unwrap().to_string())
         .collect();
-    let stored = std::fs::read_dir(
-        s3.dir
-            .path()
-            .join(BUCKET)
-            .join("reports")
-            .join(id.to_string()),
-    )
-    .unwrap()
-    .count();
-    assert_eq!(stored, keys.len(), "one set of reports");
+    assert_eq!(stored_reports(&s3, id), keys.len(), "one set of reports");
 }
 
 #[sqlx::test(migrations = false)]
@@ -502,7 +507,7 @@ async fn an_object_over_the_size_limit_is_rejected_without_download(pool: sqlx::
         .map(|k| k.as_str().unwrap())
         .collect();
     assert!(
-        keys.contains(&format!("reports/{id}/summary.json").as_str()),
+        keys.contains(&format!("reports/{id}/1/summary.json").as_str()),
         "{keys:?}"
     );
 }
@@ -605,15 +610,20 @@ fn wait_for_a_report_object(s3: &S3, id: i64, within: Duration) {
 
 /// Report objects stored for upload `id`.
 fn stored_reports(s3: &S3, id: i64) -> usize {
-    std::fs::read_dir(
-        s3.dir
+    fn files(dir: &Path) -> usize {
+        std::fs::read_dir(dir).map_or(0, |d| {
+            d.map(|e| e.unwrap().path())
+                .map(|p| if p.is_dir() { files(&p) } else { 1 })
+                .sum()
+        })
+    }
+    files(
+        &s3.dir
             .path()
             .join(BUCKET)
             .join("reports")
             .join(id.to_string()),
     )
-    .map(|d| d.count())
-    .unwrap_or(0)
 }
 
 /// An upload with a workbook for each of many branches (publishing takes a while).
@@ -790,14 +800,24 @@ async fn the_worker_logs_and_stores_no_whole_identity_numbers(pool: sqlx::PgPool
 
 /// A PostgreSQL cluster of the test's own (initdb in a temporary folder, a free port),
 /// so it can be restarted without disturbing the tests that share the machine's.
-struct PrivatePg {
+pub(crate) struct PrivatePg {
     dir: tempfile::TempDir,
     port: u16,
     bin: PathBuf,
+    /// Where it listens (with 127.0.0.1), and the network it trusts there.
+    host: Option<(String, String)>,
 }
 
 impl PrivatePg {
     fn start() -> PrivatePg {
+        PrivatePg::start_on(None)
+    }
+
+    /// Listening on 127.0.0.1 and, with `host` (an address and the network it trusts,
+    /// `10.0.0.1`, `10.0.0.0/24`), on that address too. A client that stops answering
+    /// is dropped within seconds (TCP keepalives and a user timeout), so the locks of a
+    /// worker cut off go with it, as an operator sets a production server up.
+    pub(crate) fn start_on(host: Option<(&str, &str)>) -> PrivatePg {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL's server binaries (scripts/test installs them)")
             .map(|e| e.unwrap().path().join("bin"))
@@ -817,7 +837,12 @@ impl PrivatePg {
             .status()
             .unwrap();
         assert!(ok.success());
-        let pg = PrivatePg { dir, port, bin };
+        let pg = PrivatePg {
+            dir,
+            port,
+            bin,
+            host: host.map(|(a, n)| (a.to_string(), n.to_string())),
+        };
         pg.as_postgres(&[
             pg.bin.join("initdb").to_str().unwrap(),
             "-D",
@@ -828,6 +853,14 @@ impl PrivatePg {
             "postgres",
             "--no-sync",
         ]);
+        if let Some((_, net)) = &pg.host {
+            use std::io::Write;
+            let mut hba = std::fs::OpenOptions::new()
+                .append(true)
+                .open(pg.data().join("pg_hba.conf"))
+                .unwrap();
+            writeln!(hba, "host all all {net} trust").unwrap();
+        }
         pg.ctl("start");
         pg
     }
@@ -851,8 +884,14 @@ impl PrivatePg {
     }
 
     fn ctl(&self, action: &str) {
+        let listen = match &self.host {
+            Some((addr, _)) => format!("'127.0.0.1,{addr}'"),
+            None => "127.0.0.1".to_string(),
+        };
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {} -k {} -c listen_addresses={listen} -c fsync=off -c max_connections=200 \
+             -c tcp_keepalives_idle=2 -c tcp_keepalives_interval=1 -c tcp_keepalives_count=3 \
+             -c tcp_user_timeout=5000",
             self.port,
             self.dir.path().display()
         );
@@ -872,8 +911,14 @@ impl PrivatePg {
         ]);
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// The URL a test host reaches it by.
+    pub(crate) fn url_on_host(&self) -> String {
+        let host = self.host.as_ref().map_or("127.0.0.1", |(a, _)| a.as_str());
+        format!("postgres://postgres@{host}:{}/postgres", self.port)
     }
 }
 

@@ -216,6 +216,7 @@ pub async fn register_admin(
         phone: &req.phone,
         password: &req.password,
         client: client.0.as_deref(),
+        throttle_after: state.config.register_throttle,
     };
     match registry::accounts::register(&state.pool, &registration, pipeline::today_in_china()).await
     {

@@ -43,6 +43,9 @@ pub struct Config {
     pub upload_timeout: Duration,
     /// Proxies whose `X-Forwarded-For` is believed (`ROSTER_TRUSTED_PROXIES`).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Refused registrations per client address, and per organisation, within 15
+    /// minutes, after which registration is refused unheard.
+    pub register_throttle: i64,
 }
 
 impl Default for Config {
@@ -56,6 +59,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(60),
             upload_timeout: Duration::from_secs(3600),
             trusted_proxies: Vec::new(),
+            register_throttle: registry::accounts::THROTTLE_AFTER,
         }
     }
 }

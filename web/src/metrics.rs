@@ -178,6 +178,20 @@ async fn metrics(State(state): State<AppState>) -> Response {
             s.count
         );
     }
+    let (slots, peak) = registry::accounts::argon2_peak();
+    let _ = writeln!(
+        out,
+        "# HELP roster_argon2_checks_total Argon2 checks and hashes run by this process.\n\
+         # TYPE roster_argon2_checks_total counter\n\
+         roster_argon2_checks_total {}\n\
+         # HELP roster_argon2_slots Argon2 checks this process runs at once at most.\n\
+         # TYPE roster_argon2_slots gauge\n\
+         roster_argon2_slots {slots}\n\
+         # HELP roster_argon2_peak The most Argon2 checks this process has run at once.\n\
+         # TYPE roster_argon2_peak gauge\n\
+         roster_argon2_peak {peak}",
+        registry::accounts::argon2_runs()
+    );
     prometheus(&state.pool, out).await
 }
 

@@ -503,7 +503,7 @@ async fn progress_is_recorded_while_an_upload_runs_and_only_then(pool: PgPool) {
     let s = status(&pool, r.upload_id).await.unwrap().unwrap();
     assert_eq!((s.stage, s.rows_done), (None, None));
     assert!(matches!(
-        claim(&pool, r.upload_id).await.unwrap(),
+        claim(&pool, r.upload_id, None).await.unwrap(),
         Claim::Claimed(_)
     ));
     progress(&pool, r.upload_id, "validate", 12_345)
@@ -519,6 +519,83 @@ async fn progress_is_recorded_while_an_upload_runs_and_only_then(pool: PgPool) {
     assert_eq!(
         (again.upload_id, again.new, again.enqueue),
         (r.upload_id, false, false)
+    );
+}
+
+/// A worker cut off from the database is taken over by another (its job delivered
+/// again): the attempt number fences it. Reconnected, it can neither claim the upload
+/// back, nor record an outcome, nor mark it failed; the attempt that took over can.
+#[sqlx::test(migrator = "registry::MIGRATOR")]
+async fn an_attempt_taken_over_can_neither_claim_back_nor_record_nor_fail(pool: PgPool) {
+    use registry::RegistryError;
+    use registry::uploads::{
+        Claim, Submission, UploadOutcome, claim, finish_upload, mark_failed, register, status,
+    };
+    import_orgs(&pool, &tree()).await.unwrap();
+    let uploader = org_id(&pool, GUANGDONG).await;
+    let mut conn = pool.acquire().await.unwrap();
+    let r = register(
+        &mut conn,
+        Submission {
+            uploader_id: uploader,
+            template: schemas::TemplateKind::Members,
+            sha256: "fence",
+            bucket: "b",
+            key: "k",
+        },
+    )
+    .await
+    .unwrap();
+    let id = r.upload_id;
+    let attempt_of = |c: Claim| match c {
+        Claim::Claimed(c) => Some(c.attempt),
+        _ => None,
+    };
+    let outcome = |attempt: i32| UploadOutcome {
+        status: "succeeded",
+        counts: None,
+        file_error: None,
+        timings: serde_json::json!({}),
+        report_prefix: format!("reports/{id}/{attempt}/"),
+        report_keys: vec![format!("reports/{id}/{attempt}/summary.json")],
+        reports: Vec::new(),
+        findings: String::new(),
+        attempt: Some(attempt),
+    };
+    // The first worker claims attempt 1; its job is delivered again to a second worker,
+    // which takes attempt 2.
+    assert_eq!(attempt_of(claim(&pool, id, None).await.unwrap()), Some(1));
+    assert_eq!(attempt_of(claim(&pool, id, None).await.unwrap()), Some(2));
+    // The first, back: (what it tries, what it gets).
+    assert!(matches!(
+        claim(&pool, id, Some(1)).await.unwrap(),
+        Claim::Superseded
+    ));
+    match finish_upload(&pool, id, &outcome(1)).await {
+        Err(RegistryError::Superseded { upload_id, attempt }) => {
+            assert_eq!((upload_id, attempt), (id, 1));
+        }
+        other => panic!("{other:?}"),
+    }
+    mark_failed(&pool, id, "x", Some(1)).await.unwrap();
+    let s = status(&pool, id).await.unwrap().unwrap();
+    assert_eq!((s.status.as_str(), s.attempts), ("running", 2));
+    assert!(s.report_keys.is_empty(), "{s:?}");
+    // The second records its outcome; then nothing more is claimed.
+    finish_upload(&pool, id, &outcome(2)).await.unwrap();
+    let s = status(&pool, id).await.unwrap().unwrap();
+    assert_eq!(s.status, "succeeded");
+    assert_eq!(s.report_keys, [format!("reports/{id}/2/summary.json")]);
+    for after in [None, Some(1), Some(2)] {
+        assert!(matches!(
+            claim(&pool, id, after).await.unwrap(),
+            Claim::Finished
+        ));
+    }
+    mark_failed(&pool, id, "x", Some(2)).await.unwrap();
+    assert_eq!(
+        status(&pool, id).await.unwrap().unwrap().status,
+        "succeeded"
     );
 }
 

@@ -210,6 +210,43 @@ impl Env {
         reply(with_auth(self.agent().get(self.url(path)), auth).call())
     }
 
+    /// A POST of `body` as `content_type`, whatever it holds.
+    pub fn post_raw(&self, path: &str, content_type: &str, body: &[u8]) -> Reply {
+        reply(
+            self.agent()
+                .post(self.url(path))
+                .header("content-type", content_type)
+                .send(body),
+        )
+    }
+
+    /// Writes `request` on a new connection and reads what comes back until a response's
+    /// headers are in, the server closes it, or `within` passes: the bytes, and how long
+    /// it took.
+    pub fn raw(&self, request: &[u8], within: Duration) -> (Vec<u8>, Duration) {
+        use std::io::{Read, Write};
+        let addr = self.base.trim_start_matches("http://");
+        let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(within)).unwrap();
+        let clock = Instant::now();
+        tcp.write_all(request).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while clock.elapsed() < within {
+            match tcp.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    got.extend_from_slice(&buf[..n]);
+                    if got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        (got, clock.elapsed())
+    }
+
     /// A GET on the operators' listener.
     pub fn get_operator(&self, path: &str) -> Reply {
         reply(self.agent().get(format!("{}{path}", self.operator)).call())

@@ -10,4 +10,5 @@ mod access;
 mod browser;
 mod e2e;
 mod harness;
+mod hostile;
 mod security;

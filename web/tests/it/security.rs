@@ -94,7 +94,8 @@ fn responses_carry_the_security_headers_and_cookie_flags() {
             &serde_json::json!({"id_number": id, "password": PASSWORD}),
         );
         let cookie = r.header("set-cookie").unwrap().to_string();
-        assert!(cookie.starts_with("roster_session="), "{cookie}");
+        let session = format!("{}=", web::auth::session_cookie_name(secure));
+        assert!(cookie.starts_with(&session), "{cookie}");
         for flag in ["HttpOnly", "SameSite=Lax", "Path=/"] {
             assert!(cookie.contains(flag), "{cookie}");
         }
@@ -102,7 +103,8 @@ fn responses_carry_the_security_headers_and_cookie_flags() {
         let page = env.get("/login", None);
         let csrf = page.headers_named("set-cookie");
         assert!(
-            csrf.iter().any(|c| c.starts_with("roster_csrf=")
+            csrf.iter().any(|c| c
+                .starts_with(&format!("{}=", web::auth::csrf_cookie_name(secure)))
                 && c.contains("HttpOnly")
                 && c.contains("SameSite=Lax")),
             "{csrf:?}"
