@@ -245,7 +245,8 @@ pub async fn register_admin(
 }
 
 #[utoipa::path(post, path = "/api/v1/register", request_body = RegisterRequest,
-    responses((status = 201, body = Registered), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = Registered), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 429, description = "Too many refused registrations from this address or for this organisation", body = ErrorBody)))]
 async fn register(
     State(state): State<AppState>,
     client: Client,
