@@ -203,3 +203,55 @@ async fn sigterm_stops_a_worker_stuck_on_a_lost_host_within_30_s(pool: sqlx::PgP
     assert_eq!(people, distinct);
     assert_eq!(people, s["rows_valid"].as_i64().unwrap(), "{s}");
 }
+
+/// A database error during `roster import` (a trigger that refuses every person, with an
+/// internal detail) ends with exit 2 and a sentence in Chinese naming the SQLSTATE; the
+/// refusal's own text reaches neither that sentence nor the upload's recorded failure,
+/// and nothing is loaded.
+#[sqlx::test(migrations = false)]
+async fn a_database_error_is_never_shown_raw(pool: sqlx::PgPool) {
+    let url = url_of(&pool);
+    setup_db(&url).await;
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'internal-detail-7781 in relation people'; END $$;
+         CREATE TRIGGER refuse BEFORE INSERT ON people FOR EACH ROW EXECUTE FUNCTION refuse();",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (code, text) = super::import_as_uploader(
+        &url,
+        &root().join("sample-data/members.xlsx"),
+        &out.path().join("reports"),
+    );
+    assert_eq!(code, 2, "{text}");
+    let said: Vec<&str> = text.lines().filter(|l| l.starts_with("错误：")).collect();
+    assert_eq!(said.len(), 1, "{text}");
+    assert!(
+        said[0].contains("数据库") && said[0].contains("P0001"),
+        "{}",
+        said[0]
+    );
+    for raw in [
+        "internal-detail-7781",
+        "relation",
+        "error returned from database",
+    ] {
+        assert!(!said[0].contains(raw), "{}", said[0]);
+    }
+    let (status, failure): (String, Option<String>) =
+        sqlx::query_as("SELECT status, failure FROM uploads")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "failed");
+    let failure = failure.unwrap();
+    assert!(!failure.contains("internal-detail-7781"), "{failure}");
+    let people: i64 = sqlx::query_scalar("SELECT count(*) FROM people")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(people, 0);
+}

@@ -312,3 +312,39 @@ async fn json_logs_give_one_access_line_per_request_with_its_id(pool: sqlx::PgPo
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");
     }
 }
+
+/// `roster worker` with `ROSTER_LOG_FORMAT=json`: every line of its log is a JSON
+/// object, the upload's end among them.
+#[sqlx::test(migrations = false)]
+async fn the_worker_logs_json_lines_too(pool: sqlx::PgPool) {
+    let url = url_of(&pool);
+    setup_db(&url).await;
+    let s3 = S3::start();
+    let (id, _) =
+        super::service::submit(&s3, &url, &super::root().join("sample-data/members.xlsx"));
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("worker.log");
+    let mut worker = s3.roster(&url);
+    worker
+        .args(["worker"])
+        .env("ROSTER_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .env("ROSTER_STATS_SCHEDULE", "off")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let worker = super::service::Worker(worker.spawn().unwrap());
+    let s = super::service::wait_final(&s3, &url, id, Duration::from_secs(120));
+    assert_eq!(s["status"], "succeeded", "{s}");
+    assert_eq!(worker.terminate(), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "upload processed" && l["status"] == "succeeded"),
+        "{text}"
+    );
+}
