@@ -53,7 +53,7 @@ pub struct RosterArgs {
     #[arg(long)]
     pub sheet: Option<String>,
     /// Data rows accepted at most.
-    #[arg(long, env = "ROSTER_MAX_ROWS", default_value_t = 1_048_576)]
+    #[arg(long, env = "ROSTER_MAX_ROWS", default_value_t = schemas::excel::MAX_ROWS as usize)]
     pub max_rows: usize,
     /// The upload date (default: today in China).
     #[arg(long, env = "ROSTER_AS_OF")]

@@ -9,7 +9,7 @@ use schemas::{Kind, Requirement, TemplateKind};
 /// The sheet holding the dropdowns' values (hidden).
 pub const OPTIONS_SHEET: &str = "选项";
 /// Rows a dropdown covers below the header: Excel's whole sheet.
-const LAST_ROW: u32 = 1_048_575;
+const LAST_ROW: u32 = schemas::excel::MAX_ROWS - 1;
 
 /// The row of the headers (0-based), under the instructions row.
 pub const HEADER_ROW: u32 = 1;

@@ -28,7 +28,7 @@ const VML: &str = "xl/drawings/vmlDrawing1.vml";
 const WORKBOOK: &str = "xl/workbook.xml";
 
 /// Excel's limit on the characters of a cell, in UTF-16 units.
-const MAX_STRING_LEN: usize = 32_767;
+const MAX_STRING_LEN: usize = schemas::excel::MAX_CELL_CHARS;
 /// Note geometry, as `write_error_sheet` sets it (pixels).
 pub(crate) const NOTE_WIDTH: u32 = 320;
 pub(crate) const NOTE_HEIGHT: u32 = 120;

@@ -34,7 +34,7 @@ pub struct ReadLimits {
 impl Default for ReadLimits {
     fn default() -> Self {
         ReadLimits {
-            max_rows: 1_048_576,
+            max_rows: schemas::excel::MAX_ROWS as usize,
             max_file_bytes: 512 << 20,
             max_uncompressed_bytes: 4 << 30,
         }
@@ -43,7 +43,7 @@ impl Default for ReadLimits {
 
 /// Excel's limit on the characters of one cell. Longer text is kept to one character
 /// more, enough for `text_too_long` to see it, and shown cut in the reports.
-pub const MAX_CELL_CHARS: usize = 32_767;
+pub use schemas::excel::MAX_CELL_CHARS;
 
 /// A cell's text as kept: at most [`MAX_CELL_CHARS`] + 1 characters.
 fn bounded(t: &str) -> &str {

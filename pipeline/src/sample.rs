@@ -498,7 +498,7 @@ impl Gen<'_> {
 }
 
 /// Rows of an Excel sheet.
-pub const EXCEL_ROWS: usize = 1_048_576;
+pub const EXCEL_ROWS: usize = schemas::excel::MAX_ROWS as usize;
 
 /// Generates a roster into `xlsx_path` and returns the org file and what it must produce.
 /// At most 1,048,575 rows (one sheet, below its header).

@@ -140,7 +140,7 @@ async fn a_stage_past_its_deadline_is_cancelled_and_tried_again(pool: sqlx::PgPo
         &s3,
         &url,
         &[
-            ("ROSTER_STAGE_DEADLINE_SECS", "2"),
+            ("ROSTER_STAGE_DEADLINE_SECS", "4"),
             ("ROSTER_JOB_ATTEMPTS", "10"),
         ],
     );
