@@ -446,3 +446,30 @@ fn the_client_address_comes_from_x_forwarded_for_only_behind_a_trusted_proxy() {
         assert_eq!(audit[0].client.as_deref(), Some(want));
     }
 }
+
+/// A handler that cannot finish (the sessions table locked by someone else) is answered
+/// `503` with `Retry-After` once the request timeout passes; its work is dropped.
+#[test]
+fn a_request_whose_handler_stalls_is_answered_503() {
+    let env = Env::with_config(web::Config {
+        request_timeout: Duration::from_secs(1),
+        ..web::Config::default()
+    });
+    let id = env.admin(SCHOOL, 1, PASSWORD, false);
+    let token = Auth::Bearer(env.login(&id, PASSWORD));
+    let mut lock = env.rt.block_on(env.pool.begin()).unwrap();
+    env.rt
+        .block_on(sqlx::query("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE").execute(&mut *lock))
+        .unwrap();
+    let clock = std::time::Instant::now();
+    let r = env.get("/api/v1/me", Some(&token));
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.header("retry-after"), Some("5"));
+    assert!(
+        clock.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        clock.elapsed()
+    );
+    env.rt.block_on(lock.commit()).unwrap();
+    assert_eq!(env.get("/api/v1/me", Some(&token)).status, 200);
+}
