@@ -12,7 +12,43 @@ use rayon::prelude::*;
 use schemas::ErrorCode;
 
 use crate::Rejection;
-use crate::read::ReadLimits;
+
+/// Limits that keep hostile files from exhausting the machine (SPEC §3 `file_too_large`).
+#[derive(Debug, Clone)]
+pub struct ReadLimits {
+    /// Data rows (below the header) at most.
+    pub max_rows: usize,
+    /// Size of the uploaded file.
+    pub max_file_bytes: u64,
+    /// Sum of the declared uncompressed sizes of a zip container's entries.
+    pub max_uncompressed_bytes: u64,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits {
+            max_rows: schemas::excel::MAX_ROWS as usize,
+            max_file_bytes: 512 << 20,
+            max_uncompressed_bytes: 4 << 30,
+        }
+    }
+}
+
+/// A cell's text as a report shows it: at most [`MAX_CELL_CHARS`](schemas::excel::MAX_CELL_CHARS) UTF-16 units, which is
+/// what Excel and the workbook writer count.
+pub fn cut_cell(t: &str) -> &str {
+    if t.len() <= schemas::excel::MAX_CELL_CHARS {
+        return t;
+    }
+    let mut units = 0;
+    for (at, c) in t.char_indices() {
+        units += c.len_utf16();
+        if units > schemas::excel::MAX_CELL_CHARS {
+            return &t[..at];
+        }
+    }
+    t
+}
 
 /// The longest run of XML between two `<` that a part may hold. A cell holds at most
 /// 32,767 characters; written with escapes (`&amp;`, `_x0001_`) that is under 230 KB of

@@ -14,13 +14,15 @@
 use std::fmt::Write as _;
 use std::io::{Cursor, Read, Write};
 
-use rust_xlsxwriter::Note;
 use schemas::{Severity, Template};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
 use crate::PipelineError;
-use crate::report::{Formats, IssueRow, report_workbook, setup_error_sheet, write_codes_sheet};
+use crate::error_sheet::{
+    Formats, IssueRow, NOTE_AUTHOR, NOTE_HEIGHT, NOTE_WIDTH, note, report_workbook,
+    setup_error_sheet, write_codes_sheet,
+};
 
 const SHEET: &str = "xl/worksheets/sheet1.xml";
 const COMMENTS: &str = "xl/comments1.xml";
@@ -29,10 +31,6 @@ const WORKBOOK: &str = "xl/workbook.xml";
 
 /// Excel's limit on the characters of a cell, in UTF-16 units.
 const MAX_STRING_LEN: usize = schemas::excel::MAX_CELL_CHARS;
-/// Note geometry, as `write_error_sheet` sets it (pixels).
-pub(crate) const NOTE_WIDTH: u32 = 320;
-pub(crate) const NOTE_HEIGHT: u32 = 120;
-pub(crate) const NOTE_AUTHOR: &str = "roster";
 /// rust_xlsxwriter's default row height and column width in pixels.
 const ROW_PX: u32 = 20;
 const DEFAULT_COL_PX: u32 = 64;
@@ -197,9 +195,13 @@ impl<'t> BranchBooks<'t> {
         let mut col_px: Vec<u32> = template
             .columns
             .iter()
-            .map(|c| width_px(crate::report::column_width(c.field)))
+            .map(|c| width_px(crate::error_sheet::column_width(c.field)))
             .collect();
-        col_px.extend(crate::report::REPORT_WIDTHS.iter().map(|w| width_px(*w)));
+        col_px.extend(
+            crate::error_sheet::REPORT_WIDTHS
+                .iter()
+                .map(|w| width_px(*w)),
+        );
         debug_assert_eq!(col_px.len(), n + 3);
 
         Ok(BranchBooks {
@@ -220,7 +222,7 @@ impl<'t> BranchBooks<'t> {
     pub(crate) fn bytes(&self, rows: &[&IssueRow]) -> Result<Vec<u8>, PipelineError> {
         match self.to_bytes(rows)? {
             Some(bytes) => Ok(bytes),
-            None => crate::report::error_workbook(self.template, rows),
+            None => crate::error_sheet::error_workbook(self.template, rows),
         }
     }
 
@@ -332,7 +334,7 @@ impl<'t> BranchBooks<'t> {
             if !codes.is_empty() {
                 inline_cell(&mut sheet, &codes_col, x, &codes, 0);
             }
-            let reasons = crate::report::reasons(template, &r.findings);
+            let reasons = crate::error_sheet::reasons(template, &r.findings);
             if too_long(&reasons) || too_long(&codes) {
                 return None;
             }
@@ -430,14 +432,6 @@ struct Generated {
     comments: String,
     vml: String,
     workbook: String,
-}
-
-/// The note every flagged cell carries.
-pub(crate) fn note(text: impl Into<String>) -> Note {
-    Note::new(text)
-        .set_author(NOTE_AUTHOR)
-        .set_width(NOTE_WIDTH)
-        .set_height(NOTE_HEIGHT)
 }
 
 /// Over Excel's cell limit: rust_xlsxwriter refuses it, so such a workbook goes to it.
@@ -576,7 +570,7 @@ mod tests {
     use schemas::{ErrorCode, Field, TemplateKind};
 
     use super::*;
-    use crate::report::{Finding, write_error_sheet};
+    use crate::error_sheet::{Finding, write_error_sheet};
 
     fn finding(field: Field, code: ErrorCode, message: &str) -> Finding {
         Finding {
@@ -722,7 +716,7 @@ mod tests {
         let bytes = books.bytes(&[&no_notes[0]]).unwrap();
         assert_eq!(
             bytes,
-            crate::report::error_workbook(template, &[&no_notes[0]]).unwrap()
+            crate::error_sheet::error_workbook(template, &[&no_notes[0]]).unwrap()
         );
         assert!(books.bytes(&[&long[0]]).is_err());
     }

@@ -6,6 +6,7 @@ pub mod blank;
 mod bounds;
 mod branch_book;
 pub mod bundle;
+mod error_sheet;
 pub mod normalise;
 pub mod orgs;
 pub mod person;

@@ -20,26 +20,7 @@ use schemas::{ErrorCode, Field, Kind, TemplateKind};
 use crate::text::normalise_header;
 use crate::{Rejection, col_raw};
 
-/// Limits that keep hostile files from exhausting the machine (SPEC §3 `file_too_large`).
-#[derive(Debug, Clone)]
-pub struct ReadLimits {
-    /// Data rows (below the header) at most.
-    pub max_rows: usize,
-    /// Size of the uploaded file.
-    pub max_file_bytes: u64,
-    /// Sum of the declared uncompressed sizes of a zip container's entries.
-    pub max_uncompressed_bytes: u64,
-}
-
-impl Default for ReadLimits {
-    fn default() -> Self {
-        ReadLimits {
-            max_rows: schemas::excel::MAX_ROWS as usize,
-            max_file_bytes: 512 << 20,
-            max_uncompressed_bytes: 4 << 30,
-        }
-    }
-}
+pub use crate::bounds::{ReadLimits, cut_cell};
 
 /// Excel's limit on the characters of one cell. Longer text is kept to one character
 /// more, enough for `text_too_long` to see it, and shown cut in the reports.
@@ -54,22 +35,6 @@ fn bounded(t: &str) -> &str {
         Some((at, _)) => &t[..at],
         None => t,
     }
-}
-
-/// A cell's text as a report shows it: at most [`MAX_CELL_CHARS`] UTF-16 units, which is
-/// what Excel and the workbook writer count.
-pub fn cut_cell(t: &str) -> &str {
-    if t.len() <= MAX_CELL_CHARS {
-        return t;
-    }
-    let mut units = 0;
-    for (at, c) in t.char_indices() {
-        units += c.len_utf16();
-        if units > MAX_CELL_CHARS {
-            return &t[..at];
-        }
-    }
-    t
 }
 
 /// Column holding the Excel row number of each data row.
@@ -811,9 +776,9 @@ const HEADER_SEARCH_ROWS: usize = 6;
 const MAX_COLUMNS: u32 = 256;
 
 /// Rows of each chunk of the columns read: a chunk is built, finished and never grown,
-/// so validation, walking the rows a slice at a time, can let go of each chunk once its
-/// rows are validated.
-pub const CHUNK_ROWS: usize = crate::validate::SLICE_ROWS;
+/// so validation, walking the rows a slice at a time (`validate::SLICE_ROWS`, this
+/// many), can let go of each chunk once its rows are validated.
+pub const CHUNK_ROWS: usize = 1 << 17;
 
 struct Slot {
     field: Field,

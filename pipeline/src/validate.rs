@@ -289,11 +289,12 @@ pub fn validate_bytes(
     )?)))
 }
 
-/// Rows validated at a time. Normalisation, the lookups and the rules work on one slice
-/// of this many rows, so their working set is a slice's, not the file's; what looks
-/// across the file (duplicate ID numbers, who first holds a development number) is
-/// computed first over those two columns alone.
-pub const SLICE_ROWS: usize = 1 << 17;
+/// Rows validated at a time: the reader's chunk ([`crate::read::CHUNK_ROWS`]), so each
+/// slice is whole chunks. Normalisation, the lookups and the rules work on one slice of
+/// this many rows, so their working set is a slice's, not the file's; what looks across
+/// the file (duplicate ID numbers, who first holds a development number) is computed
+/// first over those two columns alone.
+pub const SLICE_ROWS: usize = crate::read::CHUNK_ROWS;
 
 /// Validates a roster already read.
 pub fn validate(

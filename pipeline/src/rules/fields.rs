@@ -6,8 +6,8 @@ use schemas::{ErrorCode, Field, Kind, Requirement};
 
 use super::{Ctx, Rule, truthy};
 use crate::normalise::date_part;
-use crate::read::MAX_CELL_CHARS;
 use crate::{col_in, col_raw, col_val};
+use schemas::excel::MAX_CELL_CHARS;
 
 fn input(f: Field) -> Expr {
     col(col_in(f))

@@ -21,8 +21,8 @@ use std::sync::mpsc;
 use calamine::DataRef;
 
 use crate::Rejection;
+use crate::bounds::ReadLimits;
 use crate::bounds::{Over, TokenBound, count};
-use crate::read::ReadLimits;
 
 pub use meta::SheetEntry;
 pub use sheet::Sst;
