@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rayon::prelude::*;
 use schemas::ErrorCode;
 
-use crate::Rejection;
+use crate::error::Rejection;
 
 /// Limits that keep hostile files from exhausting the machine (SPEC §3 `file_too_large`).
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@ use schemas::{Severity, Template};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
-use crate::PipelineError;
+use crate::error::PipelineError;
 use crate::error_sheet::{
     Formats, IssueRow, NOTE_AUTHOR, NOTE_HEIGHT, NOTE_WIDTH, note, report_workbook,
     setup_error_sheet, write_codes_sheet,

@@ -6,7 +6,7 @@
 use rust_xlsxwriter::{Color, Format, FormatBorder, Note, Workbook, Worksheet};
 use schemas::{ErrorCode, Field, Template};
 
-use crate::PipelineError;
+use crate::error::PipelineError;
 
 /// Note geometry, as [`write_error_sheet`] sets it (pixels); `branch_book` writes the
 /// same notes by hand.

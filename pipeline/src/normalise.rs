@@ -7,8 +7,10 @@ use std::borrow::Cow;
 use polars::prelude::*;
 use schemas::{Field, Kind, Template, Vocabulary};
 
+use crate::columns::col_in;
+use crate::columns::col_raw;
+use crate::columns::col_val;
 use crate::text::{self, Shape};
-use crate::{col_in, col_raw, col_val};
 
 /// NFKC, zero-width removed, trimmed, shaped; empty → null: [`text::shape`] over the
 /// column. Most cells come out as slices of what was uploaded (ASCII or already NFKC, at

@@ -6,9 +6,11 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use schemas::{ErrorCode, Field, TemplateKind};
 
+use crate::columns::col_in;
+use crate::error::PipelineError;
+use crate::read::ID_NUMERIC;
 use crate::rules::{Ctx, Rule, fields, identity};
 use crate::text::{Shape, shape};
-use crate::{ID_NUMERIC, PipelineError, col_in};
 
 /// A person's name, ID number and phone as typed, normalised as a roster's cells are.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,8 +17,9 @@ use polars::prelude::*;
 use schemas::template::REPORT_COLUMNS;
 use schemas::{ErrorCode, Field, Kind, TemplateKind};
 
+use crate::columns::col_raw;
+use crate::error::Rejection;
 use crate::text::normalise_header;
-use crate::{Rejection, col_raw};
 
 pub use crate::bounds::{ReadLimits, cut_cell};
 

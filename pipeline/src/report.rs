@@ -12,12 +12,17 @@ use schemas::{ErrorCode, Field, Template, TemplateKind};
 use serde::Serialize;
 
 use crate::branch_book::BranchBooks;
+use crate::columns::col_in;
+use crate::columns::col_raw;
+use crate::error::PipelineError;
+use crate::error::Rejection;
 use crate::error_sheet::{
     Finding, Formats, IssueRow, print_setup, report_workbook, write_codes_sheet, write_error_sheet,
 };
+use crate::read::ROW;
 use crate::rules::org::{ORG_NAME, PROVINCE};
+use crate::validate::Validation;
 use crate::validate::{HAS_ERROR, HAS_WARNING, REPORT_ORG, RowCounts, errors};
-use crate::{PipelineError, ROW, Rejection, Validation, col_in, col_raw};
 
 pub const SUMMARY_JSON: &str = "summary.json";
 pub const SUMMARY_XLSX: &str = "summary.xlsx";

@@ -10,13 +10,16 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use schemas::{ErrorCode, Field, Kind, Severity, TemplateKind};
 
-use crate::orgs::OrgResolver;
+use crate::columns::col_in;
+use crate::error::PipelineError;
+use crate::error::Rejection;
+use crate::read::ROW;
 use crate::read::{RawRoster, ReadLimits, read_roster};
+use crate::resolver::OrgResolver;
 use crate::rules::org::{
     ORG_CATEGORY, ORG_IN_SCOPE, ORG_KEY, ORG_NAME, ORG_PARENS, ORG_PROVINCE, ORG_SUGGEST, PROVINCE,
 };
 use crate::rules::{self, Ctx};
-use crate::{PipelineError, ROW, Rejection, col_in};
 
 /// Columns of the findings table.
 pub mod errors {
@@ -341,14 +344,14 @@ pub fn validate_sliced(
     };
     let uploader = orgs.uploader_name().to_string();
     tracing::info!(
-        rss_mib = crate::rss_mib(),
-        peak_rss_mib = crate::peak_rss_mib(),
+        rss_mib = crate::memory::rss_mib(),
+        peak_rss_mib = crate::memory::peak_rss_mib(),
         "read"
     );
     let mut across = across_file(&raw.frame, &ctx, slice_rows)?;
     tracing::info!(
-        rss_mib = crate::rss_mib(),
-        peak_rss_mib = crate::peak_rss_mib(),
+        rss_mib = crate::memory::rss_mib(),
+        peak_rss_mib = crate::memory::peak_rss_mib(),
         "file-wide columns"
     );
     let rules = rules::all(&ctx);
@@ -387,8 +390,8 @@ pub fn validate_sliced(
     drop((unread, across));
     let rows = rows.expect("at least one slice");
     tracing::info!(
-        rss_mib = crate::rss_mib(),
-        peak_rss_mib = crate::peak_rss_mib(),
+        rss_mib = crate::memory::rss_mib(),
+        peak_rss_mib = crate::memory::peak_rss_mib(),
         "rules evaluated"
     );
     let errors = concat(findings, UnionArgs::default())?
@@ -398,7 +401,7 @@ pub fn validate_sliced(
     tracing::info!(
         rows = rows.height(),
         findings = errors.height(),
-        peak_rss_mib = crate::peak_rss_mib(),
+        peak_rss_mib = crate::memory::peak_rss_mib(),
         "validated"
     );
     Ok(Validation {
@@ -420,15 +423,15 @@ pub fn validate_sliced(
 /// (`dup.rows`). Row-aligned with `raw`; the inputs themselves are left out. Each row's
 /// own columns are derived a slice at a time, so their transients are a slice's.
 fn across_file(raw: &DataFrame, ctx: &Ctx, slice_rows: usize) -> Result<DataFrame, PipelineError> {
-    let mut inputs = vec![col(ROW), col(crate::ID_NUMERIC)];
-    let mut leave_out = vec![ROW.to_string(), crate::ID_NUMERIC.to_string()];
+    let mut inputs = vec![col(ROW), col(crate::read::ID_NUMERIC)];
+    let mut leave_out = vec![ROW.to_string(), crate::read::ID_NUMERIC.to_string()];
     for f in [Field::IdNumber, Field::DevNumber] {
         let kind = ctx
             .template
             .column(f)
             .map(|c| c.kind)
             .unwrap_or(Kind::DevNumber);
-        let raw_col = crate::col_raw(f);
+        let raw_col = crate::columns::col_raw(f);
         let text = if raw.schema().contains(&raw_col) {
             col(raw_col)
         } else {
@@ -486,7 +489,7 @@ fn validate_slice(
                 lookup.lazy(),
                 [col(key.as_str())],
                 [col(ORG_KEY)],
-                crate::left_join(),
+                crate::columns::left_join(),
             )
             .drop(cols([key.as_str()]))
             .collect()?;
@@ -543,7 +546,7 @@ fn validate_slice(
             any_of(Severity::Warning)?.alias(HAS_WARNING),
             report_org.alias(REPORT_ORG),
             when(rules::truthy(col(rules::identity::ID_VALID)))
-                .then(col(crate::col_val(Field::IdNumber)))
+                .then(col(crate::columns::col_val(Field::IdNumber)))
                 .otherwise(lit(NULL).cast(DataType::String))
                 .alias(PROBE_ID),
             probe_dev.alias(PROBE_DEV),
@@ -611,8 +614,8 @@ fn kept_columns(ctx: &Ctx, rows: &DataFrame) -> Vec<String> {
     .map(|c| c.to_string())
     .collect();
     for c in ctx.template.columns {
-        keep.push(crate::col_raw(c.field));
-        keep.push(crate::col_val(c.field));
+        keep.push(crate::columns::col_raw(c.field));
+        keep.push(crate::columns::col_val(c.field));
     }
     for f in LOAD_INPUTS {
         keep.push(col_in(f));

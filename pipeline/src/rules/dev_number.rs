@@ -8,8 +8,9 @@ use super::dates::join_ok;
 use super::groups::Groups;
 use super::org::{PROVINCE, XINJIANG};
 use super::{Ctx, Rule, as_text, truthy};
+use crate::columns::col_in;
 use crate::normalise::date_part;
-use crate::{ROW, col_in};
+use crate::read::ROW;
 
 pub const DIGITS: &str = "dev.digits";
 /// Twelve digits: the shape every other check needs.

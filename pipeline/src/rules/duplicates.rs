@@ -8,7 +8,8 @@ use schemas::{ErrorCode, Field};
 use super::groups::Groups;
 use super::identity::ID_VALID;
 use super::{Ctx, Rule};
-use crate::{ROW, col_in};
+use crate::columns::col_in;
+use crate::read::ROW;
 
 /// The other rows of the file holding the same person, e.g. `5、9`.
 pub const DUP_ROWS: &str = "dup.rows";

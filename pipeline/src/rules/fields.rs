@@ -5,8 +5,10 @@ use polars::prelude::*;
 use schemas::{ErrorCode, Field, Kind, Requirement};
 
 use super::{Ctx, Rule, truthy};
+use crate::columns::col_in;
+use crate::columns::col_raw;
+use crate::columns::col_val;
 use crate::normalise::date_part;
-use crate::{col_in, col_raw, col_val};
 use schemas::excel::MAX_CELL_CHARS;
 
 fn input(f: Field) -> Expr {
@@ -43,7 +45,7 @@ pub fn required_missing(f: Field) -> Rule {
     let missing = input(f).is_null();
     let missing = if f == Field::IdNumber {
         // A numeric ID cell is not empty: it gets id_number_as_number instead.
-        missing.and(col(crate::ID_NUMERIC).not())
+        missing.and(col(crate::read::ID_NUMERIC).not())
     } else {
         missing
     };

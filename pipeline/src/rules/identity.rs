@@ -5,8 +5,9 @@ use polars::prelude::*;
 use schemas::{ErrorCode, Field, reference};
 
 use super::{Ctx, Rule, truthy};
+use crate::columns::col_in;
 use crate::normalise::is_real_date;
-use crate::{ID_NUMERIC, col_in};
+use crate::read::ID_NUMERIC;
 
 pub const IS18: &str = "id.is18";
 pub const IS15: &str = "id.is15";

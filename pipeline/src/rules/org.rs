@@ -5,7 +5,8 @@ use polars::prelude::*;
 use schemas::{ErrorCode, Field, OrgCategory};
 
 use super::{Ctx, Rule, truthy};
-use crate::{col_in, col_val};
+use crate::columns::col_in;
+use crate::columns::col_val;
 
 /// Columns of the organisation lookup joined onto each row (template A).
 pub const ORG_KEY: &str = "org.key";

@@ -20,9 +20,9 @@ use std::sync::mpsc;
 
 use calamine::DataRef;
 
-use crate::Rejection;
 use crate::bounds::ReadLimits;
 use crate::bounds::{Over, TokenBound, count};
+use crate::error::Rejection;
 
 pub use meta::SheetEntry;
 pub use sheet::Sst;

@@ -112,7 +112,7 @@ impl SheetScan {
         buf: &[u8],
         eof: bool,
         cx: &Context<'_, 's>,
-        emit: &mut impl FnMut(u32, u32, DataRef<'s>) -> Result<(), crate::Rejection>,
+        emit: &mut impl FnMut(u32, u32, DataRef<'s>) -> Result<(), crate::error::Rejection>,
     ) -> Result<usize, Stop> {
         let mut at = 0;
         while !self.done {
