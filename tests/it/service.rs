@@ -750,7 +750,7 @@ async fn the_worker_logs_and_stores_no_whole_identity_numbers(pool: sqlx::PgPool
     setup_db(&url).await;
     let s3 = S3::start();
     let file = root().join("sample-data/members-every-mistake.xlsx");
-    let secrets = super::identifiers(&file);
+    let secrets = super::logs::identifiers(&file);
     assert!(secrets.len() > 40);
     let (id, _) = submit(&s3, &url, &file);
     let dir = tempfile::tempdir().unwrap();
