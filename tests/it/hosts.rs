@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::s3::S3;
 use super::service::{
-    PrivatePg, RosterFor, Worker, sample, status, submit, submit_sample_with_orgs, wait_final,
+    PrivatePg, Worker, orgs_import, sample, status, submit, submit_sample_with_orgs, wait_final,
     wait_for_copy,
 };
 use super::setup_db;
@@ -148,6 +148,17 @@ impl Drop for Hosts {
     }
 }
 
+/// Two worker hosts and the data host: a PostgreSQL cluster and s3s-fs on the bridge,
+/// the registry set up; and a pool on it.
+async fn data_host() -> (Hosts, PrivatePg, S3, sqlx::PgPool) {
+    let hosts = Hosts::new(2);
+    let pg = PrivatePg::start_on(Some((&hosts.data, &hosts.net)));
+    setup_db(&pg.url()).await;
+    let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
+    let s3 = S3::start_on(&hosts.data);
+    (hosts, pg, s3, pool)
+}
+
 /// The objects stored under an upload's reports, by key.
 fn report_objects(s3: &S3, id: i64) -> Vec<String> {
     fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {
@@ -191,12 +202,8 @@ async fn people(pool: &sqlx::PgPool) -> (i64, i64) {
 #[sqlx::test(migrations = false)]
 async fn a_worker_cut_off_mid_job_is_taken_over_and_writes_nothing_after(_shared: sqlx::PgPool) {
     let clock = Instant::now();
-    let hosts = Hosts::new(2);
-    let pg = PrivatePg::start_on(Some((&hosts.data, &hosts.net)));
+    let (hosts, pg, s3, pool) = data_host().await;
     let url = pg.url();
-    setup_db(&url).await;
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    let s3 = S3::start_on(&hosts.data);
     let (id, _dir) = submit_sample_with_orgs(&s3, &url, 100_000, 31);
     let attempts = [("ROSTER_JOB_ATTEMPTS", "20")];
     let first = hosts.worker(1, &s3, &pg, &attempts);
@@ -264,12 +271,8 @@ async fn the_data_host_cut_off_from_both_workers_for_30_s_loses_and_doubles_noth
     _shared: sqlx::PgPool,
 ) {
     let clock = Instant::now();
-    let hosts = Hosts::new(2);
-    let pg = PrivatePg::start_on(Some((&hosts.data, &hosts.net)));
+    let (hosts, pg, s3, pool) = data_host().await;
     let url = pg.url();
-    setup_db(&url).await;
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    let s3 = S3::start_on(&hosts.data);
     let dir = tempfile::tempdir().unwrap();
     let orgs = dir.path().join("orgs.csv");
     let files: Vec<_> = (0..30)
@@ -284,13 +287,7 @@ async fn the_data_host_cut_off_from_both_workers_for_30_s_loses_and_doubles_noth
             )
         })
         .collect();
-    let o = s3
-        .roster(&url)
-        .args(["orgs", "import"])
-        .arg(&orgs)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    orgs_import(&s3, &url, &orgs);
     let ids: Vec<i64> = files.iter().map(|f| submit(&s3, &url, f).0).collect();
     let extra = [("ROSTER_JOB_ATTEMPTS", "30")];
     let workers = [

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use super::s3::S3;
-use super::service::{Worker, status, submit, wait_final};
+use super::service::{Worker, assert_loaded_once, status, submit, wait_final};
 use super::{root, setup_db, url_of};
 
 /// `sample-data/members.xlsx` with its last row renumbered `row` (sheet XML edited in
@@ -162,13 +162,7 @@ async fn a_stage_past_its_deadline_is_cancelled_and_tried_again(pool: sqlx::PgPo
     let s = wait_final(&s3, &url, id, Duration::from_secs(60));
     assert_eq!(s["status"], "succeeded", "{s}");
     assert!(s["attempts"].as_i64().unwrap() >= 2, "{s}");
-    let (people, loaded): (i64, i64) =
-        sqlx::query_as("SELECT count(*), count(DISTINCT id_number) FROM people")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(people, loaded);
-    assert_eq!(people, s["rows_valid"].as_i64().unwrap(), "{s}");
+    assert_loaded_once(&pool, &s).await;
 }
 
 /// SIGTERM to a worker stuck on a lost host (its fetch will never return) stops it
@@ -195,13 +189,7 @@ async fn sigterm_stops_a_worker_stuck_on_a_lost_host_within_30_s(pool: sqlx::PgP
     let _next = Worker::start(&s3, &url, &[]);
     let s = wait_final(&s3, &url, id, Duration::from_secs(90));
     assert_eq!(s["status"], "succeeded", "{s}");
-    let (people, distinct): (i64, i64) =
-        sqlx::query_as("SELECT count(*), count(DISTINCT id_number) FROM people")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(people, distinct);
-    assert_eq!(people, s["rows_valid"].as_i64().unwrap(), "{s}");
+    assert_loaded_once(&pool, &s).await;
 }
 
 /// A database error during `roster import` (a trigger that refuses every person, with an

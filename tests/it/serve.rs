@@ -133,6 +133,25 @@ async fn add_admin(url: &str) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// 64 logins at once, each for an unknown account: their statuses.
+fn flood(login: &str) -> Vec<u16> {
+    std::thread::scope(|s| {
+        let all: Vec<_> = (0..64)
+            .map(|i| {
+                s.spawn(move || {
+                    let who = format!("4401031990010{i:05}");
+                    post_json(
+                        login,
+                        serde_json::json!({"id_number": who, "password": INITIAL}),
+                    )
+                    .0
+                })
+            })
+            .collect();
+        all.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
 /// 64 logins at once (unknown accounts, each still checked against a dummy hash so a
 /// refusal takes as long): at most `roster_argon2_slots` Argon2 checks run together
 /// (each takes 19 MiB), the rest wait, every one is answered, and the server's peak
@@ -146,22 +165,7 @@ async fn a_login_flood_waits_for_argon2_slots_and_memory_stays_bounded(pool: sql
     let serve = Serve::start(&s3, &url, &[]);
     let login = format!("{}/api/v1/login", serve.base);
     let before = serve.peak_mib();
-    let statuses: Vec<u16> = std::thread::scope(|s| {
-        let all: Vec<_> = (0..64)
-            .map(|i| {
-                let login = &login;
-                s.spawn(move || {
-                    let who = format!("4401031990010{i:05}");
-                    post_json(
-                        login,
-                        serde_json::json!({"id_number": who, "password": INITIAL}),
-                    )
-                    .0
-                })
-            })
-            .collect();
-        all.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let statuses = flood(&login);
     assert!(statuses.iter().all(|&s| s == 401), "{statuses:?}");
     let slots = serve.metric("roster_argon2_slots");
     let peak = serve.metric("roster_argon2_peak");
@@ -173,18 +177,7 @@ async fn a_login_flood_waits_for_argon2_slots_and_memory_stays_bounded(pool: sql
     let unbounded = Serve::start(&s3, &url, &[("ROSTER_ARGON2_SLOTS", "64")]);
     let unbounded_before = unbounded.peak_mib();
     let login = format!("{}/api/v1/login", unbounded.base);
-    std::thread::scope(|s| {
-        for i in 0..64 {
-            let login = &login;
-            s.spawn(move || {
-                let who = format!("4401031990010{i:05}");
-                post_json(
-                    login,
-                    serde_json::json!({"id_number": who, "password": INITIAL}),
-                )
-            });
-        }
-    });
+    flood(&login);
     let unbounded_after = unbounded.peak_mib();
     eprintln!(
         "login flood of 64: bounded ({slots} slots) peak {before} -> {after} MiB; \

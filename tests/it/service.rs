@@ -155,15 +155,31 @@ pub(crate) fn submit_sample_with_orgs(
     let dir = tempfile::tempdir().unwrap();
     let orgs = dir.path().join("orgs.csv");
     let file = sample(dir.path(), "big.xlsx", rows, seed, Some(&orgs));
+    orgs_import(s3, url, &orgs);
+    let (id, _) = submit(s3, url, &file);
+    (id, dir)
+}
+
+/// `roster orgs import ORGS` against the database at `url`.
+pub(crate) fn orgs_import(s3: &S3, url: &str, orgs: &Path) {
     let o = s3
         .roster(url)
         .args(["orgs", "import"])
-        .arg(&orgs)
+        .arg(orgs)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let (id, _) = submit(s3, url, &file);
-    (id, dir)
+}
+
+/// Everyone loaded once, and exactly the upload's valid rows: `s` is its status.
+pub(crate) async fn assert_loaded_once(pool: &sqlx::PgPool, s: &serde_json::Value) {
+    let (people, distinct): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT id_number) FROM people")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(people, distinct, "nobody loaded twice");
+    assert_eq!(people, s["rows_valid"].as_i64().unwrap(), "{s}");
 }
 
 /// Waits until a load is COPYing people into the pool's database.
@@ -672,13 +688,7 @@ async fn object_storage_stopped_while_reports_are_published(pool: sqlx::PgPool) 
     let mut s3 = S3::start();
     let dir = tempfile::tempdir().unwrap();
     let (file, orgs) = many_branch_sample(dir.path(), 20_000);
-    let o = s3
-        .roster(&url)
-        .args(["orgs", "import"])
-        .arg(&orgs)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    orgs_import(&s3, &url, &orgs);
     let (id, _) = submit(&s3, &url, &file);
     let _worker = Worker::start(&s3, &url, &[("ROSTER_JOB_ATTEMPTS", "10")]);
     wait_for_a_report_object(&s3, id, Duration::from_secs(300));

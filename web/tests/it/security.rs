@@ -94,8 +94,14 @@ fn responses_carry_the_security_headers_and_cookie_flags() {
             &serde_json::json!({"id_number": id, "password": PASSWORD}),
         );
         let cookie = r.header("set-cookie").unwrap().to_string();
-        let session = format!("{}=", web::auth::session_cookie_name(secure));
-        assert!(cookie.starts_with(&session), "{cookie}");
+        // Behind HTTPS the `__Host-` prefix: Secure, Path=/, no Domain.
+        let session = if secure {
+            "__Host-roster_session="
+        } else {
+            "roster_session="
+        };
+        assert!(cookie.starts_with(session), "{cookie}");
+        assert!(!cookie.contains("Domain"), "{cookie}");
         for flag in ["HttpOnly", "SameSite=Lax", "Path=/"] {
             assert!(cookie.contains(flag), "{cookie}");
         }
