@@ -13,34 +13,40 @@ const SCHOOL: &str = "广州市荔湾区第1中学团委";
 const BRANCH: &str = "广州市荔湾区第1中学初一1班团支部";
 const PASSWORD: &str = "Roster2026pass";
 
-fn login_json(env: &Env, who: &str, password: &str) -> u16 {
-    env.post_json(
-        "/api/v1/login",
-        None,
-        &serde_json::json!({"id_number": who, "password": password}),
-    )
-    .status
-}
-
 /// Twenty wrong passwords at once and the right one 50 ms later: every guess is counted
 /// before its hash is checked, so the account is locked and the right one refused too.
 #[test]
 fn a_burst_of_wrong_passwords_locks_the_account_before_the_right_one_arrives() {
     let env = Env::start();
     let id = env.admin(SCHOOL, 1, PASSWORD, false);
-    let statuses: Vec<u16> = std::thread::scope(|s| {
-        let wrong: Vec<_> = (0..20)
-            .map(|i| {
-                let (env, id) = (&env, &id);
-                s.spawn(move || login_json(env, id, &format!("wrong-guess-{i}")))
-            })
-            .collect();
-        std::thread::sleep(Duration::from_millis(50));
-        let right = login_json(&env, &id, PASSWORD);
-        let mut all: Vec<u16> = wrong.into_iter().map(|h| h.join().unwrap()).collect();
-        all.push(right);
-        all
-    });
+    // Every connection open first, so the twenty go out together, as a script sends them.
+    use std::io::{Read, Write};
+    let addr = env.base.trim_start_matches("http://").to_string();
+    let request = |password: &str| {
+        let body = serde_json::json!({"id_number": id, "password": password}).to_string();
+        format!(
+            "POST /api/v1/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let mut conns: Vec<std::net::TcpStream> = (0..21)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    for (i, c) in conns.iter_mut().take(20).enumerate() {
+        c.write_all(request(&format!("wrong-guess-{i}")).as_bytes())
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    conns[20].write_all(request(PASSWORD).as_bytes()).unwrap();
+    let statuses: Vec<u16> = conns
+        .iter_mut()
+        .map(|c| {
+            let mut reply = String::new();
+            c.read_to_string(&mut reply).unwrap();
+            reply[9..12].parse().unwrap()
+        })
+        .collect();
     assert!(statuses.iter().all(|&s| s == 401), "{statuses:?}");
     let until = env
         .rt
