@@ -1,0 +1,458 @@
+//! The load's one transaction: the lock, the checks beside the COPY of new people, the
+//! update of stored people, the posts; committed by the caller ([`PendingLoad`]).
+
+use super::*;
+
+/// What the checks said about one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Verdict {
+    New,
+    Stored,
+    Refused,
+}
+
+/// The verdict of each row of a batch, kept by the row's rank among the batch's row
+/// numbers: memory follows the rows there are, never the largest row number a file
+/// names.
+pub(super) struct Verdicts {
+    pub(super) rows: Vec<u32>,
+    pub(super) verdicts: Vec<Verdict>,
+}
+
+impl Verdicts {
+    /// Every row starts `New`.
+    pub(super) fn of(rows: impl Iterator<Item = u32>) -> Verdicts {
+        let mut rows: Vec<u32> = rows.collect();
+        rows.sort_unstable();
+        rows.dedup();
+        let verdicts = vec![Verdict::New; rows.len()];
+        Verdicts { rows, verdicts }
+    }
+
+    pub(super) fn rank(&self, row: u32) -> Option<usize> {
+        self.rows.binary_search(&row).ok()
+    }
+
+    /// A row the batch does not hold is `Refused`: nothing is written for it.
+    pub(super) fn get(&self, row: u32) -> Verdict {
+        self.rank(row)
+            .map_or(Verdict::Refused, |i| self.verdicts[i])
+    }
+
+    pub(super) fn set(&mut self, row: u32, v: Verdict) {
+        if let Some(i) = self.rank(row) {
+            self.verdicts[i] = v;
+        }
+    }
+}
+
+/// Loads the valid rows of a validation in one transaction (module docs for the steps).
+///
+/// The same person into the same branch is an update; unchanged rows are not touched,
+/// so loading a file again changes nothing. Template A rows become members of their
+/// branch (and cadre posts there when 是否团干部 is 是); template B rows become posts in
+/// the uploader's organisation, and one person may hold posts in several.
+#[tracing::instrument(skip_all, fields(rows = batch.rows, uploader_id = uploader_id, upload_id = ?upload_id))]
+pub async fn load(
+    pool: &PgPool,
+    batch: &LoadBatch,
+    uploader_id: i64,
+    upload_id: Option<i64>,
+) -> Result<Loaded, LoadError> {
+    load_begin(pool, batch, uploader_id, upload_id)
+        .await?
+        .commit()
+        .await
+}
+
+/// A load written but not committed: what else must be true when its rows become
+/// visible (the upload recorded, its reports in place) is done in [`PendingLoad::conn`]
+/// before [`PendingLoad::commit`]. Dropped, it rolls back and leaves nothing.
+pub struct PendingLoad {
+    pub(super) tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    pub(super) loaded: Loaded,
+}
+
+impl PendingLoad {
+    /// What the load will have done once committed.
+    pub fn loaded(&self) -> &Loaded {
+        &self.loaded
+    }
+
+    /// The load's transaction, still holding the load lock.
+    pub fn conn(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.tx
+    }
+
+    pub async fn commit(self) -> Result<Loaded, LoadError> {
+        self.tx.commit().await?;
+        Ok(self.loaded)
+    }
+}
+
+/// [`load`] up to the commit.
+pub async fn load_begin(
+    pool: &PgPool,
+    batch: &LoadBatch,
+    uploader_id: i64,
+    upload_id: Option<i64>,
+) -> Result<PendingLoad, LoadError> {
+    load_begin_telling(pool, batch, uploader_id, upload_id, None, None).await
+}
+
+/// Where [`load_begin_telling`] tells the load's findings, once the registry has answered
+/// for every row.
+pub type FindingsTold = tokio::sync::oneshot::Sender<Vec<DbFinding>>;
+
+/// [`load_begin`], telling `tell` the findings (those [`Loaded::findings`] will hold) as
+/// soon as they are known: once the checks end, while new people are still being
+/// written. The reports, which need only the findings, can be made meanwhile. A load that
+/// fails before its checks end drops `tell` unanswered.
+///
+/// A batch made by [`LoadBatch::keys`] takes its COPY text from `text`, part by part as
+/// the COPY reaches the rows of each: the checks, and the COPY of the first rows, run
+/// while the rest is made. (A batch with its own text ignores `text`.)
+#[tracing::instrument(skip_all, fields(upload_id = upload_id, rows = batch.rows))]
+pub async fn load_begin_telling(
+    pool: &PgPool,
+    batch: &LoadBatch,
+    uploader_id: i64,
+    upload_id: Option<i64>,
+    tell: Option<FindingsTold>,
+    text: Option<TextComing>,
+) -> Result<PendingLoad, LoadError> {
+    let members = batch.template == TemplateKind::Members;
+    let begun = std::time::Instant::now();
+    let mut clock = begun;
+    // Each step's duration, at debug level (BENCHMARKS.md breaks the load down by it).
+    let mut step = |name: &'static str| {
+        tracing::debug!(
+            step = name,
+            seconds = clock.elapsed().as_secs_f64(),
+            "load step"
+        );
+        clock = std::time::Instant::now();
+    };
+    let mut tx = pool.begin().await.map_err(RegistryError::from)?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(crate::LOAD_LOCK)
+        .execute(&mut *tx)
+        .await?;
+
+    // Branch ids, one query for the distinct names. Organisations are never deleted,
+    // but one may have been renamed since validation: its rows are refused.
+    let branch_ids: Vec<Option<i64>> = sqlx::query_scalar(
+        "SELECT o.id FROM unnest($1::text[]) WITH ORDINALITY AS k(key, n)
+         LEFT JOIN orgs o ON o.name_key = k.key ORDER BY k.n",
+    )
+    .bind(&batch.branches)
+    .fetch_all(&mut *tx)
+    .await?;
+    let org_of = |s: &Staged| -> Option<i64> {
+        if members {
+            s.branch.and_then(|b| branch_ids[b as usize])
+        } else {
+            Some(uploader_id)
+        }
+    };
+
+    step("lock, branch ids");
+
+    // The checks and the COPY of new people overlap: a second connection asks the
+    // registry about one chunk of rows (in ID order) while this one COPYs the new people
+    // of the chunk before. It sees what this transaction would: it connects once the load
+    // lock is held, every writer of `people` takes that lock, and the checks read only
+    // what was committed before the load (as before this transaction writes anything).
+    let probe_org = |p: &Probe| -> Option<i64> {
+        if members {
+            p.branch.and_then(|b| branch_ids[b as usize])
+        } else {
+            Some(uploader_id)
+        }
+    };
+    // Rows whose branch is not (or no longer) an organisation: refused before any check.
+    let unknown_branch: Vec<DbFinding> = batch
+        .staged
+        .iter()
+        .filter(|s| org_of(s).is_none())
+        .map(|s| DbFinding {
+            row: s.row,
+            code: schemas::ErrorCode::OrgNotFound,
+        })
+        .collect();
+    let mut verdict = Verdicts::of(
+        batch
+            .staged
+            .iter()
+            .map(|s| s.row)
+            .chain(batch.probes.iter().map(|p| p.row)),
+    );
+    for f in &unknown_branch {
+        verdict.set(f.row, Verdict::Refused);
+    }
+    // Every answer fits in the channel: the checks never wait for the COPY, so the
+    // findings are whole (and told) as soon as the registry has answered for every row,
+    // while the COPY goes on.
+    let answers = batch.check_chunks().count() + 1;
+    let (checked_tx, mut checked_rx) = tokio::sync::mpsc::channel::<Checked>(answers);
+    // With one chunk there is nothing to overlap: the checks run first on this
+    // connection (no second connection to open for a small upload).
+    let overlap = batch.staged.len() > batch.check_chunk;
+    let checked_first = if overlap {
+        None
+    } else {
+        sqlx::raw_sql(CHECK_SETTINGS_LOCAL)
+            .execute(&mut *tx)
+            .await?;
+        let found = run_checks(&mut tx, batch, org_of, probe_org, members, &checked_tx).await?;
+        sqlx::raw_sql("RESET enable_seqscan; RESET jit")
+            .execute(&mut *tx)
+            .await?;
+        Some(found)
+    };
+    let checker = async move {
+        let checked = match checked_first {
+            Some(found) => found,
+            None => {
+                let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
+                sqlx::raw_sql(CHECK_SETTINGS).execute(&mut conn).await?;
+                let found =
+                    run_checks(&mut conn, batch, org_of, probe_org, members, &checked_tx).await?;
+                conn.close().await?;
+                found
+            }
+        };
+        let mut found = unknown_branch;
+        found.extend(checked);
+        found.sort_by_key(|f| (f.row, f.code));
+        found.dedup();
+        tracing::debug!(
+            seconds = begun.elapsed().as_secs_f64(),
+            findings = found.len(),
+            "registry checks ended"
+        );
+        if let Some(tell) = tell {
+            // Nobody listening any more is not the load's failure.
+            let _ = tell.send(found.clone());
+        }
+        Ok::<Vec<DbFinding>, LoadError>(found)
+    };
+
+    // What the checks said of some rows, into their verdicts.
+    let apply = |checked: Checked, verdict: &mut Verdicts| {
+        for f in checked.findings() {
+            verdict.set(f.row, Verdict::Refused);
+        }
+        for row in checked
+            .stored
+            .iter()
+            .filter_map(|&(r, _)| u32::try_from(r).ok())
+        {
+            if verdict.get(row) == Verdict::New {
+                verdict.set(row, Verdict::Stored);
+            }
+        }
+    };
+
+    // New people, straight into the table.
+    let upload = upload_id.map(|u| u.to_string());
+    let load_time: Vec<&people::Column> =
+        people::copy_order().filter(|c| c.value.at_load()).collect();
+    let copy_people = format!("COPY people ({}) FROM STDIN", people::copy_header());
+    let loader = async {
+        // The batch's own text, or the parts of the text coming, kept as they come (the
+        // stored people and the posts need them again after the COPY).
+        let (mut text, mut coming) = match (&batch.text, text) {
+            (Some(text), _) => (Cow::Borrowed(text), None),
+            (None, coming) => (Cow::Owned(LoadText::default()), coming),
+        };
+        let mut copy = CopyWriter::begin(&mut tx, &copy_people).await?;
+        for (n, chunk) in batch.check_chunks().enumerate() {
+            let checked = checked_rx.recv().await.ok_or(LoadError::ChecksEnded)?;
+            apply(checked, &mut verdict);
+            // The chunk's rows are anywhere in the text (it is in file order).
+            let needed = chunk.iter().map(|s| s.at as usize + 1).max().unwrap_or(0);
+            while text.rows < needed {
+                let coming = coming.as_mut().ok_or(LoadError::NoText)?;
+                let part = coming.parts.recv().await.ok_or(LoadError::NoText)?;
+                text.to_mut().push(part);
+            }
+            if n == 0 {
+                let seconds = begun.elapsed().as_secs_f64();
+                tracing::debug!(
+                    seconds,
+                    "first rows checked and their text made: COPY under way"
+                );
+            }
+            let lines = Lines {
+                text: &text,
+                load_time: &load_time,
+                members,
+                upload: upload.as_deref(),
+                branch_ids: &branch_ids,
+                uploader_id,
+            };
+            copy.write(
+                chunk.iter().filter(|s| verdict.get(s.row) == Verdict::New),
+                |out: &mut String, s: &Staged| lines.person(out, s),
+            )
+            .await?;
+        }
+        let inserted = copy.finish().await?;
+        if !batch.probes.is_empty() {
+            let checked = checked_rx.recv().await.ok_or(LoadError::ChecksEnded)?;
+            apply(checked, &mut verdict);
+        }
+        Ok::<_, LoadError>((inserted, text))
+    };
+    let (findings, (inserted, text)) = tokio::try_join!(checker, loader)?;
+    let lines = Lines {
+        text: &text,
+        load_time: &load_time,
+        members,
+        upload: upload.as_deref(),
+        branch_ids: &branch_ids,
+        uploader_id,
+    };
+    let is = |s: &Staged, v: Verdict| verdict.get(s.row) == v;
+    step("checks and COPY of new people, overlapped");
+    // Stored people: staged, then updated where something differs (`people::update_stored`:
+    // what an upload leaves empty is kept, membership only by template A).
+    // (Probes may be stored too; only staged rows are updated.)
+    let updated = if !batch.staged.iter().any(|s| is(s, Verdict::Stored)) {
+        0
+    } else {
+        sqlx::query(people::create_update_stage())
+            .execute(&mut *tx)
+            .await?;
+        copy_rows(
+            &mut tx,
+            &format!("COPY load_update ({}) FROM STDIN", people::copy_header()),
+            batch.staged.iter().filter(|s| is(s, Verdict::Stored)),
+            |out: &mut String, s: &Staged| lines.person(out, s),
+        )
+        .await?;
+        sqlx::query("ANALYZE load_update").execute(&mut *tx).await?;
+        sqlx::query(AssertSqlSafe(people::update_stored()))
+            .bind(members)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+    };
+
+    step("update stored people");
+    // Cadre posts. A new person holds none yet: every post's holder is in `people`
+    // (written with it, under the load lock) and no one is ever removed. Their posts are
+    // COPYed straight in; the posts of stored people are merged.
+    let text_ref = &text;
+    let posts = move |v: Verdict| {
+        batch
+            .staged
+            .iter()
+            .filter(move |s| is(s, v) && text_ref.post(s.at).is_some())
+    };
+    if posts(Verdict::New).next().is_some() {
+        copy_rows(
+            &mut tx,
+            "COPY cadre_posts (id_number, org_id, duty, appointed_on, appointed_precision,
+                               nature, party_committee_member, upload_id) FROM STDIN",
+            posts(Verdict::New),
+            |out: &mut String, s: &Staged| lines.post(out, s),
+        )
+        .await?;
+    }
+    if posts(Verdict::Stored).next().is_some() {
+        sqlx::query(
+            r#"CREATE TEMP TABLE load_posts (
+                id_number text COLLATE "C", org_id bigint, duty text, appointed_on date,
+                appointed_precision text, nature text, party_committee_member boolean,
+                upload_id bigint
+            ) ON COMMIT DROP"#,
+        )
+        .execute(&mut *tx)
+        .await?;
+        copy_rows(
+            &mut tx,
+            "COPY load_posts FROM STDIN",
+            posts(Verdict::Stored),
+            |out: &mut String, s: &Staged| lines.post(out, s),
+        )
+        .await?;
+        sqlx::query(
+            "INSERT INTO cadre_posts AS c (id_number, org_id, duty, appointed_on,
+                 appointed_precision, nature, party_committee_member, upload_id)
+             SELECT * FROM load_posts
+             ON CONFLICT (id_number, org_id) DO UPDATE SET
+                 duty = EXCLUDED.duty, appointed_on = EXCLUDED.appointed_on,
+                 appointed_precision = EXCLUDED.appointed_precision, nature = EXCLUDED.nature,
+                 party_committee_member = EXCLUDED.party_committee_member,
+                 upload_id = EXCLUDED.upload_id, updated_at = now()
+             WHERE (c.duty, c.appointed_on, c.appointed_precision, c.nature,
+                    c.party_committee_member)
+                   IS DISTINCT FROM
+                   (EXCLUDED.duty, EXCLUDED.appointed_on, EXCLUDED.appointed_precision,
+                    EXCLUDED.nature, EXCLUDED.party_committee_member)",
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    step("cadre posts");
+    tracing::debug!(inserted, updated, refused = findings.len(), "load written");
+    Ok(PendingLoad {
+        tx,
+        loaded: Loaded {
+            rows: inserted + updated,
+            findings,
+        },
+    })
+}
+
+/// The COPY lines of staged rows: their text, and what only the load knows (branch ids,
+/// the upload).
+pub(super) struct Lines<'a> {
+    pub(super) text: &'a LoadText,
+    pub(super) load_time: &'a [&'static people::Column],
+    pub(super) members: bool,
+    pub(super) upload: Option<&'a str>,
+    pub(super) branch_ids: &'a [Option<i64>],
+    pub(super) uploader_id: i64,
+}
+
+impl Lines<'_> {
+    pub(super) fn org(&self, s: &Staged) -> Option<i64> {
+        if self.members {
+            s.branch.and_then(|b| self.branch_ids[b as usize])
+        } else {
+            Some(self.uploader_id)
+        }
+    }
+
+    /// A line of `people`.
+    pub(super) fn person(&self, out: &mut String, s: &Staged) {
+        out.push_str(self.text.person(s.at));
+        for c in self.load_time {
+            out.push('\t');
+            match (c.value, self.org(s)) {
+                // Template B rows are posts, not memberships.
+                _ if !self.members && c.on_update == OnUpdate::Membership => copy_field(out, None),
+                (Value::Branch, Some(org)) => {
+                    let _ = write!(out, "{org}");
+                }
+                (Value::Branch, None) => copy_field(out, None),
+                _ => copy_field(out, self.upload),
+            }
+        }
+        out.push('\n');
+    }
+
+    /// A line of `cadre_posts` (as `load_posts` has it).
+    pub(super) fn post(&self, out: &mut String, s: &Staged) {
+        let org = self.org(s).map(|o| o.to_string());
+        copy_fields(out, &[Some(&s.id_number), org.as_deref()]);
+        out.push('\t');
+        out.push_str(self.text.post(s.at).unwrap_or_default());
+        out.push('\t');
+        out.push_str(self.upload.unwrap_or("\\N"));
+        out.push('\n');
+    }
+}
