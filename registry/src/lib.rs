@@ -15,6 +15,7 @@ pub mod import;
 pub mod load;
 pub mod orgs;
 pub mod people;
+pub mod posts;
 pub mod stats;
 pub mod uploads;
 

@@ -72,11 +72,15 @@ impl From<sqlx::Error> for LoadError {
 
 mod batch;
 mod checks;
+mod lines;
+mod posts;
 mod text;
 mod transaction;
 
 use batch::*;
 use checks::*;
+use lines::*;
+use posts::*;
 use text::*;
 
 pub use batch::LoadBatch;

@@ -351,51 +351,7 @@ pub async fn load_begin_telling(
             .iter()
             .filter(move |s| is(s, v) && text_ref.post(s.at).is_some())
     };
-    if posts(Verdict::New).next().is_some() {
-        copy_rows(
-            &mut tx,
-            "COPY cadre_posts (id_number, org_id, duty, appointed_on, appointed_precision,
-                               nature, party_committee_member, upload_id) FROM STDIN",
-            posts(Verdict::New),
-            |out: &mut String, s: &Staged| lines.post(out, s),
-        )
-        .await?;
-    }
-    if posts(Verdict::Stored).next().is_some() {
-        sqlx::query(
-            r#"CREATE TEMP TABLE load_posts (
-                id_number text COLLATE "C", org_id bigint, duty text, appointed_on date,
-                appointed_precision text, nature text, party_committee_member boolean,
-                upload_id bigint
-            ) ON COMMIT DROP"#,
-        )
-        .execute(&mut *tx)
-        .await?;
-        copy_rows(
-            &mut tx,
-            "COPY load_posts FROM STDIN",
-            posts(Verdict::Stored),
-            |out: &mut String, s: &Staged| lines.post(out, s),
-        )
-        .await?;
-        sqlx::query(
-            "INSERT INTO cadre_posts AS c (id_number, org_id, duty, appointed_on,
-                 appointed_precision, nature, party_committee_member, upload_id)
-             SELECT * FROM load_posts
-             ON CONFLICT (id_number, org_id) DO UPDATE SET
-                 duty = EXCLUDED.duty, appointed_on = EXCLUDED.appointed_on,
-                 appointed_precision = EXCLUDED.appointed_precision, nature = EXCLUDED.nature,
-                 party_committee_member = EXCLUDED.party_committee_member,
-                 upload_id = EXCLUDED.upload_id, updated_at = now()
-             WHERE (c.duty, c.appointed_on, c.appointed_precision, c.nature,
-                    c.party_committee_member)
-                   IS DISTINCT FROM
-                   (EXCLUDED.duty, EXCLUDED.appointed_on, EXCLUDED.appointed_precision,
-                    EXCLUDED.nature, EXCLUDED.party_committee_member)",
-        )
-        .execute(&mut *tx)
-        .await?;
-    }
+    write_posts(&mut tx, posts(Verdict::New), posts(Verdict::Stored), &lines).await?;
     step("cadre posts");
     tracing::debug!(inserted, updated, refused = findings.len(), "load written");
     Ok(PendingLoad {
@@ -405,54 +361,4 @@ pub async fn load_begin_telling(
             findings,
         },
     })
-}
-
-/// The COPY lines of staged rows: their text, and what only the load knows (branch ids,
-/// the upload).
-pub(super) struct Lines<'a> {
-    pub(super) text: &'a LoadText,
-    pub(super) load_time: &'a [&'static people::Column],
-    pub(super) members: bool,
-    pub(super) upload: Option<&'a str>,
-    pub(super) branch_ids: &'a [Option<i64>],
-    pub(super) uploader_id: i64,
-}
-
-impl Lines<'_> {
-    pub(super) fn org(&self, s: &Staged) -> Option<i64> {
-        if self.members {
-            s.branch.and_then(|b| self.branch_ids[b as usize])
-        } else {
-            Some(self.uploader_id)
-        }
-    }
-
-    /// A line of `people`.
-    pub(super) fn person(&self, out: &mut String, s: &Staged) {
-        out.push_str(self.text.person(s.at));
-        for c in self.load_time {
-            out.push('\t');
-            match (c.value, self.org(s)) {
-                // Template B rows are posts, not memberships.
-                _ if !self.members && c.on_update == OnUpdate::Membership => copy_field(out, None),
-                (Value::Branch, Some(org)) => {
-                    let _ = write!(out, "{org}");
-                }
-                (Value::Branch, None) => copy_field(out, None),
-                _ => copy_field(out, self.upload),
-            }
-        }
-        out.push('\n');
-    }
-
-    /// A line of `cadre_posts` (as `load_posts` has it).
-    pub(super) fn post(&self, out: &mut String, s: &Staged) {
-        let org = self.org(s).map(|o| o.to_string());
-        copy_fields(out, &[Some(&s.id_number), org.as_deref()]);
-        out.push('\t');
-        out.push_str(self.text.post(s.at).unwrap_or_default());
-        out.push('\t');
-        out.push_str(self.upload.unwrap_or("\\N"));
-        out.push('\n');
-    }
 }
