@@ -6,31 +6,29 @@ use super::*;
 
 /// Writes the posts of the staged rows: `new` are rows of people the load creates,
 /// `stored` of people already registered.
-pub(super) async fn write_posts<'a>(
+pub(super) async fn write_posts(
     tx: &mut PgConnection,
-    new: impl Iterator<Item = &'a Staged>,
-    stored: impl Iterator<Item = &'a Staged>,
+    new: &[&Staged],
+    stored: &[&Staged],
     lines: &Lines<'_>,
 ) -> Result<(), LoadError> {
-    let mut new = new.peekable();
-    if new.peek().is_some() {
+    if !new.is_empty() {
         copy_rows(
             tx,
             crate::posts::copy_new(),
-            new,
+            new.iter().copied(),
             |out: &mut String, s: &Staged| lines.post(out, s),
         )
         .await?;
     }
-    let mut stored = stored.peekable();
-    if stored.peek().is_some() {
+    if !stored.is_empty() {
         sqlx::query(crate::posts::create_stage())
             .execute(&mut *tx)
             .await?;
         copy_rows(
             tx,
             "COPY load_posts FROM STDIN",
-            stored,
+            stored.iter().copied(),
             |out: &mut String, s: &Staged| lines.post(out, s),
         )
         .await?;

@@ -351,7 +351,11 @@ pub async fn load_begin_telling(
             .iter()
             .filter(move |s| is(s, v) && text_ref.post(s.at).is_some())
     };
-    write_posts(&mut tx, posts(Verdict::New), posts(Verdict::Stored), &lines).await?;
+    let (new, stored): (Vec<&Staged>, Vec<&Staged>) = (
+        posts(Verdict::New).collect(),
+        posts(Verdict::Stored).collect(),
+    );
+    write_posts(&mut tx, &new, &stored, &lines).await?;
     step("cadre posts");
     tracing::debug!(inserted, updated, refused = findings.len(), "load written");
     Ok(PendingLoad {
