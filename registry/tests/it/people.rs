@@ -1,27 +1,37 @@
-//! The declaration of `people`'s loaded columns against the table the migrations make:
-//! a column added to one and not the other fails here, not in a load.
+//! The declarations of `people`'s and `cadre_posts`' loaded columns against the tables
+//! the migrations make: a column added to one and not the other fails here, not in a
+//! load.
 
 use registry::people::{COLUMNS, NOT_LOADED, copy_header};
 use sqlx::PgPool;
 
-#[sqlx::test(migrator = "registry::MIGRATOR")]
-async fn the_declared_columns_are_the_tables_columns(pool: PgPool) {
-    let mut table: Vec<String> = sqlx::query_scalar(
+/// Asserts that `declared` and `not_loaded` name exactly the columns of `table`.
+async fn assert_declares_table<'a>(
+    pool: &PgPool,
+    table: &str,
+    declared: impl Iterator<Item = &'a str>,
+    not_loaded: &'a [&'a str],
+) {
+    let mut columns: Vec<String> = sqlx::query_scalar(
         "SELECT column_name::text FROM information_schema.columns
-         WHERE table_schema = current_schema() AND table_name = 'people'",
+         WHERE table_schema = current_schema() AND table_name = $1",
     )
-    .fetch_all(&pool)
+    .bind(table)
+    .fetch_all(pool)
     .await
     .unwrap();
-    table.sort();
-    let mut declared: Vec<String> = COLUMNS
-        .iter()
-        .map(|c| c.name)
-        .chain(NOT_LOADED.iter().copied())
+    columns.sort();
+    let mut named: Vec<String> = declared
+        .chain(not_loaded.iter().copied())
         .map(str::to_string)
         .collect();
-    declared.sort();
-    assert_eq!(declared, table);
+    named.sort();
+    assert_eq!(named, columns, "{table}");
+}
+
+#[sqlx::test(migrator = "registry::MIGRATOR")]
+async fn the_declared_columns_are_the_tables_columns(pool: PgPool) {
+    assert_declares_table(&pool, "people", COLUMNS.iter().map(|c| c.name), NOT_LOADED).await;
     // The derived header names every declared column once.
     let mut header: Vec<&str> = copy_header().split(", ").collect();
     header.sort_unstable();
@@ -52,22 +62,13 @@ async fn the_derived_statements_run_against_the_table(pool: PgPool) {
 #[sqlx::test(migrator = "registry::MIGRATOR")]
 async fn the_declared_post_columns_are_the_tables_and_their_statements_run(pool: PgPool) {
     use registry::posts::{COLUMNS, NOT_LOADED};
-    let mut table: Vec<String> = sqlx::query_scalar(
-        "SELECT column_name::text FROM information_schema.columns
-         WHERE table_schema = current_schema() AND table_name = 'cadre_posts'",
+    assert_declares_table(
+        &pool,
+        "cadre_posts",
+        COLUMNS.iter().map(|c| c.name),
+        NOT_LOADED,
     )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    table.sort();
-    let mut declared: Vec<String> = COLUMNS
-        .iter()
-        .map(|c| c.name)
-        .chain(NOT_LOADED.iter().copied())
-        .map(str::to_string)
-        .collect();
-    declared.sort();
-    assert_eq!(declared, table);
+    .await;
     let mut tx = pool.begin().await.unwrap();
     // No foreign keys on cadre_posts (the loader keeps integrity): no org or person needed.
     sqlx::query(registry::posts::create_stage())
