@@ -191,6 +191,20 @@ impl Browser {
             .to_string()
     }
 
+    /// Waits, without reloading, until `css`'s text contains `want`: the page a form
+    /// posted to has arrived (reloading it would post again).
+    pub fn wait_for_text(&self, css: &str, want: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.text(css).contains(want) {
+            assert!(
+                Instant::now() < deadline,
+                "{css} never read {want}: {}",
+                self.text(css)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Polls the page (reloading it) until `css`'s text contains `want`.
     pub fn wait_text(&self, css: &str, want: &str, within: Duration) {
         let deadline = Instant::now() + within;

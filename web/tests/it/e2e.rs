@@ -82,7 +82,7 @@ fn admins_sign_up_down_the_tree_upload_and_each_sees_their_own_workbook() {
         b.fill(&format!("input[name={field}]"), value);
     }
     b.click("form.card button[type=submit]");
-    assert!(b.text("main").contains("注册成功"), "{}", b.text("main"));
+    b.wait_for_text("main", "注册成功", Duration::from_secs(30));
     shot("04-register.png");
     b.goto(&env.url("/login"));
     b.fill("input[name=id_number]", &province_id);
