@@ -91,6 +91,54 @@ pub use transaction::{FindingsTold, PendingLoad, load, load_begin, load_begin_te
 mod tests {
     use super::*;
 
+    /// Verdicts by row whatever the rows: contiguous, with gaps, or one row far away
+    /// (a row number no smaller file names): the slots follow the rows, every row reads
+    /// back what was set, a row not held reads `Refused`.
+    #[test]
+    fn verdicts_follow_the_rows_there_are() {
+        // (rows, most slots)
+        let table: Vec<(Vec<u32>, usize)> = vec![
+            (vec![], 0),
+            (vec![2], 1),
+            ((2..1002).collect(), 1000),
+            ((2..1002).step_by(2).collect(), 1000),
+            ((2..1002).step_by(3).collect(), 334),
+            (vec![2, 3, 1_048_576], 3),
+            (vec![2, u32::MAX], 2),
+            (vec![u32::MAX - 1, u32::MAX], 2),
+        ];
+        for (rows, most) in table {
+            let mut v = transaction::Verdicts::of(rows.iter().copied());
+            assert!(
+                v.slots() <= most,
+                "{} slots for {} rows",
+                v.slots(),
+                rows.len()
+            );
+            for (k, &r) in rows.iter().enumerate() {
+                assert!(v.get(r) == transaction::Verdict::New, "{r}");
+                if k % 2 == 0 {
+                    v.set(r, transaction::Verdict::Stored);
+                }
+            }
+            for (k, &r) in rows.iter().enumerate() {
+                let want = if k % 2 == 0 {
+                    transaction::Verdict::Stored
+                } else {
+                    transaction::Verdict::New
+                };
+                assert!(v.get(r) == want, "{r}");
+            }
+            for absent in [0, 1, 1003, u32::MAX - 2] {
+                if !rows.contains(&absent) {
+                    assert!(v.get(absent) == transaction::Verdict::Refused, "{absent}");
+                    v.set(absent, transaction::Verdict::Stored);
+                    assert!(v.get(absent) == transaction::Verdict::Refused, "{absent}");
+                }
+            }
+        }
+    }
+
     fn batch(rows: usize, check_chunk: usize) -> LoadBatch {
         LoadBatch {
             template: TemplateKind::Members,

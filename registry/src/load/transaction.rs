@@ -11,38 +11,79 @@ pub(super) enum Verdict {
     Refused,
 }
 
-/// The verdict of each row of a batch, kept by the row's rank among the batch's row
-/// numbers: memory follows the rows there are, never the largest row number a file
-/// names.
+/// The verdict of each row of a batch. Memory follows the rows there are, never the
+/// largest row number a file names: when the batch's rows fill at least half of the
+/// span between the first and the last (a roster's rows are contiguous but for the ones
+/// with errors), one slot per row number of the span, found by subtraction; otherwise
+/// the rows sorted, found by binary search.
 pub(super) struct Verdicts {
-    pub(super) rows: Vec<u32>,
-    pub(super) verdicts: Vec<Verdict>,
+    index: RowIndex,
+    /// `None`: a row number in the span that the batch does not hold.
+    verdicts: Vec<Option<Verdict>>,
+}
+
+enum RowIndex {
+    /// Slot `row - first`.
+    Span { first: u32 },
+    /// Slot: the row's rank among these.
+    Sorted(Vec<u32>),
 }
 
 impl Verdicts {
     /// Every row starts `New`.
     pub(super) fn of(rows: impl Iterator<Item = u32>) -> Verdicts {
         let mut rows: Vec<u32> = rows.collect();
+        let (Some(&first), Some(&last)) = (rows.iter().min(), rows.iter().max()) else {
+            return Verdicts {
+                index: RowIndex::Sorted(Vec::new()),
+                verdicts: Vec::new(),
+            };
+        };
+        let span = u64::from(last - first) + 1;
+        if span <= 2 * rows.len() as u64 {
+            let mut verdicts = vec![None; span as usize];
+            for r in rows {
+                verdicts[(r - first) as usize] = Some(Verdict::New);
+            }
+            return Verdicts {
+                index: RowIndex::Span { first },
+                verdicts,
+            };
+        }
         rows.sort_unstable();
         rows.dedup();
-        let verdicts = vec![Verdict::New; rows.len()];
-        Verdicts { rows, verdicts }
+        let verdicts = vec![Some(Verdict::New); rows.len()];
+        Verdicts {
+            index: RowIndex::Sorted(rows),
+            verdicts,
+        }
     }
 
-    pub(super) fn rank(&self, row: u32) -> Option<usize> {
-        self.rows.binary_search(&row).ok()
+    fn slot(&self, row: u32) -> Option<usize> {
+        let i = match &self.index {
+            RowIndex::Span { first } => row.checked_sub(*first)? as usize,
+            RowIndex::Sorted(rows) => rows.binary_search(&row).ok()?,
+        };
+        self.verdicts.get(i)?.is_some().then_some(i)
     }
 
     /// A row the batch does not hold is `Refused`: nothing is written for it.
     pub(super) fn get(&self, row: u32) -> Verdict {
-        self.rank(row)
-            .map_or(Verdict::Refused, |i| self.verdicts[i])
+        self.slot(row)
+            .and_then(|i| self.verdicts[i])
+            .unwrap_or(Verdict::Refused)
     }
 
     pub(super) fn set(&mut self, row: u32, v: Verdict) {
-        if let Some(i) = self.rank(row) {
-            self.verdicts[i] = v;
+        if let Some(i) = self.slot(row) {
+            self.verdicts[i] = Some(v);
         }
+    }
+
+    /// Slots held, whatever the rows (for tests).
+    #[cfg(test)]
+    pub(super) fn slots(&self) -> usize {
+        self.verdicts.len()
     }
 }
 
